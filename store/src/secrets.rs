@@ -1,0 +1,192 @@
+//! The secret map and its plaintext encoding.
+//!
+//! The map is what `update` closures edit. Its byte encoding is explicit and
+//! little-endian (never dependent on the platform's word size):
+//!
+//! ```text
+//! count: u32 | count × ( name_len: u32 | name: UTF-8 | value_len: u32 | value: UTF-8 )
+//! ```
+//!
+//! Names appear in strictly increasing byte order, so one map has exactly one
+//! encoding. The encoding is what gets encrypted; the model file system of the loom
+//! tests stores it as-is.
+
+use std::collections::BTreeMap;
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A secret value. Its memory is wiped when it is dropped.
+pub type Secret = Zeroizing<String>;
+
+/// The whole store: secret name → value.
+pub type Secrets = BTreeMap<String, Secret>;
+
+/// Longest accepted name, in bytes.
+pub const MAX_NAME_LEN: usize = 4096;
+
+/// Check that `name` may be stored: non-empty, at most [`MAX_NAME_LEN`] bytes, no
+/// control characters (they would break `list`'s one-name-per-line output).
+///
+/// # Errors
+/// [`ErrorKind::Invalid`] naming the problem.
+pub fn validate_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid("secret name must not be empty"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(Error::invalid(format!(
+            "secret name is {} bytes long; the limit is {MAX_NAME_LEN}",
+            name.len()
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid(format!(
+            "secret name {name:?} contains a control character"
+        )));
+    }
+    Ok(())
+}
+
+/// Check that `value` may be stored: non-empty.
+///
+/// # Errors
+/// [`ErrorKind::Invalid`] for an empty value.
+pub fn validate_value(name: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(format!(
+            "value for secret {name:?} must not be empty"
+        )));
+    }
+    Ok(())
+}
+
+/// Encode `secrets` into its plaintext bytes (wiped on drop).
+///
+/// # Panics
+/// If a name, a value or the number of secrets exceeds `u32::MAX`, which the
+/// validation functions rule out long before.
+#[must_use]
+pub fn encode(secrets: &Secrets) -> Zeroizing<Vec<u8>> {
+    let size = 4 + secrets
+        .iter()
+        .map(|(k, v)| 8 + k.len() + v.len())
+        .sum::<usize>();
+    let mut out = Zeroizing::new(Vec::with_capacity(size));
+    put_len(&mut out, secrets.len());
+    for (name, value) in secrets {
+        put_len(&mut out, name.len());
+        out.extend_from_slice(name.as_bytes());
+        put_len(&mut out, value.len());
+        out.extend_from_slice(value.as_bytes());
+    }
+    out
+}
+
+fn put_len(out: &mut Vec<u8>, len: usize) {
+    let len = u32::try_from(len).expect("length fits in u32");
+    out.extend_from_slice(&len.to_le_bytes());
+}
+
+/// Decode plaintext bytes produced by [`encode`].
+///
+/// # Errors
+/// [`ErrorKind::Corrupt`] if the bytes are not exactly one valid encoding.
+pub fn decode(bytes: &[u8]) -> Result<Secrets> {
+    let mut reader = Reader { bytes, pos: 0 };
+    let count = reader.len()?;
+    let mut secrets = Secrets::new();
+    let mut last: Option<String> = None;
+    for _ in 0..count {
+        let name = reader.string("name")?;
+        let value = Zeroizing::new(reader.string("value")?);
+        if last.as_ref().is_some_and(|prev| prev.as_str() >= name.as_str()) {
+            return Err(corrupt("secret names are not in strictly increasing order"));
+        }
+        last = Some(name.clone());
+        secrets.insert(name, value);
+    }
+    if reader.pos != bytes.len() {
+        return Err(corrupt("trailing bytes after the last secret"));
+    }
+    Ok(secrets)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn len(&mut self) -> Result<usize> {
+        let end = self.pos + 4;
+        let raw = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or_else(|| corrupt("map ends inside a length field"))?;
+        self.pos = end;
+        let n = u32::from_le_bytes(raw.try_into().expect("four bytes"));
+        usize::try_from(n).map_err(|_| corrupt("length does not fit this platform"))
+    }
+
+    fn string(&mut self, what: &str) -> Result<String> {
+        let len = self.len()?;
+        let end = self
+            .pos
+            .checked_add(len)
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or_else(|| corrupt(&format!("map ends inside a {what}")))?;
+        let raw = &self.bytes[self.pos..end];
+        self.pos = end;
+        String::from_utf8(raw.to_vec()).map_err(|_| corrupt(&format!("a {what} is not UTF-8")))
+    }
+}
+
+fn corrupt(detail: &str) -> Error {
+    Error::new(ErrorKind::Corrupt {
+        detail: detail.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> Secrets {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Zeroizing::new((*v).to_owned())))
+            .collect()
+    }
+
+    #[test]
+    fn encoding_round_trips() {
+        let m = map(&[("a", "1"), ("b", "two"), ("ünï", "cödé")]);
+        assert_eq!(decode(&encode(&m)).unwrap(), m);
+        assert_eq!(decode(&encode(&Secrets::new())).unwrap(), Secrets::new());
+    }
+
+    #[test]
+    fn encoding_is_little_endian_and_exact() {
+        let bytes = encode(&map(&[("k", "v")]));
+        assert_eq!(&bytes[..], &[1, 0, 0, 0, 1, 0, 0, 0, b'k', 1, 0, 0, 0, b'v']);
+    }
+
+    #[test]
+    fn decode_rejects_trailing_and_short_input() {
+        let mut bytes = encode(&map(&[("k", "v")])).to_vec();
+        bytes.push(0);
+        assert!(decode(&bytes).is_err());
+        assert!(decode(&bytes[..bytes.len() - 3]).is_err());
+    }
+
+    #[test]
+    fn names_and_values_are_validated() {
+        assert!(validate_name("").is_err());
+        assert!(validate_name("a\nb").is_err());
+        assert!(validate_name("ok_name-1").is_ok());
+        assert!(validate_value("k", "").is_err());
+        assert!(validate_value("k", " ").is_ok());
+    }
+}
