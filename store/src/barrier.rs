@@ -38,9 +38,16 @@ impl Barrier {
     /// # Errors
     /// [`crate::ErrorKind::Invalid`] naming the bad field.
     pub fn parse(spec: &str) -> Result<Self> {
-        let bad = |what: &str| Error::invalid(format!("{ENV}={spec:?}: {what}; expected <step>:<parties>:<timeout-ms>:<dir>"));
+        let bad = |what: &str| {
+            Error::invalid(format!(
+                "{ENV}={spec:?}: {what}; expected <step>:<parties>:<timeout-ms>:<dir>"
+            ))
+        };
         let mut parts = spec.splitn(4, ':');
-        let step = parts.next().ok_or_else(|| bad("missing step"))?.parse::<Step>()?;
+        let step = parts
+            .next()
+            .ok_or_else(|| bad("missing step"))?
+            .parse::<Step>()?;
         let parties = parts
             .next()
             .and_then(|p| p.parse::<usize>().ok())
@@ -114,7 +121,13 @@ mod tests {
 
     #[test]
     fn rejects_malformed_specs() {
-        for spec in ["", "nowhere:2:1:/d", "read:0:1:/d", "read:2:x:/d", "read:2:10:"] {
+        for spec in [
+            "",
+            "nowhere:2:1:/d",
+            "read:0:1:/d",
+            "read:2:x:/d",
+            "read:2:10:",
+        ] {
             assert!(Barrier::parse(spec).is_err(), "{spec}");
         }
     }

@@ -89,7 +89,9 @@ impl Header {
         let len = file.len() as u64;
         let magic_len = file.len().min(MAGIC.len());
         if file.is_empty() || file[..magic_len] != MAGIC[..magic_len] {
-            return Err(corrupt("missing magic bytes: this is not a clobber store file"));
+            return Err(corrupt(
+                "missing magic bytes: this is not a clobber store file",
+            ));
         }
         if file.len() < 10 {
             return Err(truncated(HEADER_LEN as u64, len));
@@ -287,6 +289,20 @@ impl Cipher {
     }
 }
 
+impl crate::protocol::Codec for Cipher {
+    type Meta = Header;
+
+    fn decode(&mut self, bytes: &[u8]) -> Result<(Secrets, Header)> {
+        let map = self.open(bytes)?;
+        let header = Header::parse(bytes)?;
+        Ok((map, header))
+    }
+
+    fn encode(&mut self, secrets: &Secrets, previous: Option<&Header>) -> Result<Vec<u8>> {
+        self.seal(secrets, previous)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,18 +335,30 @@ mod tests {
         *body.last_mut().unwrap() ^= 1;
         assert_eq!(kind(&body, "pw"), ErrorKind::Tampered);
 
-        assert!(matches!(kind(&file[..file.len() - 1], "pw"), ErrorKind::Truncated { .. }));
-        assert!(matches!(kind(&file[..40], "pw"), ErrorKind::Truncated { .. }));
+        assert!(matches!(
+            kind(&file[..file.len() - 1], "pw"),
+            ErrorKind::Truncated { .. }
+        ));
+        assert!(matches!(
+            kind(&file[..40], "pw"),
+            ErrorKind::Truncated { .. }
+        ));
 
         let mut version = file.clone();
         version[8] = 9;
-        assert_eq!(kind(&version, "pw"), ErrorKind::UnknownVersion { version: 9 });
+        assert_eq!(
+            kind(&version, "pw"),
+            ErrorKind::UnknownVersion { version: 9 }
+        );
 
         let mut salt = file.clone();
         salt[30] ^= 1;
         assert!(matches!(kind(&salt, "pw"), ErrorKind::Corrupt { .. }));
 
-        assert!(matches!(kind(b"{\"secrets\":{}}", "pw"), ErrorKind::Corrupt { .. }));
+        assert!(matches!(
+            kind(b"{\"secrets\":{}}", "pw"),
+            ErrorKind::Corrupt { .. }
+        ));
     }
 
     #[test]
@@ -350,19 +378,5 @@ mod tests {
         let file = c.seal(&sample(), None).unwrap();
         assert_eq!(Header::parse(&file).unwrap().kdf, KdfKind::Raw);
         assert_eq!(c.open(&file).unwrap(), sample());
-    }
-}
-
-impl crate::protocol::Codec for Cipher {
-    type Meta = Header;
-
-    fn decode(&mut self, bytes: &[u8]) -> Result<(Secrets, Header)> {
-        let map = self.open(bytes)?;
-        let header = Header::parse(bytes)?;
-        Ok((map, header))
-    }
-
-    fn encode(&mut self, secrets: &Secrets, previous: Option<&Header>) -> Result<Vec<u8>> {
-        self.seal(secrets, previous)
     }
 }

@@ -121,7 +121,11 @@ impl Fs for StdFs {
             .unwrap_or_default();
         let mut suffix = [0u8; 8];
         getrandom::fill(&mut suffix).map_err(|e| {
-            Error::io("read OS randomness", target, io::Error::other(e.to_string()))
+            Error::io(
+                "read OS randomness",
+                target,
+                io::Error::other(e.to_string()),
+            )
         })?;
         let tmp = dir_of(target).join(format!(
             "{}{}-{:016x}",

@@ -36,7 +36,8 @@ impl Key {
     /// [`ErrorKind::Io`] if the file cannot be read, [`ErrorKind::BadKeyFile`] if its
     /// contents are neither form.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let raw = Zeroizing::new(std::fs::read(path).map_err(|e| Error::io("read key file", path, e))?);
+        let raw =
+            Zeroizing::new(std::fs::read(path).map_err(|e| Error::io("read key file", path, e))?);
         let mut key = [0u8; KEY_LEN];
         if raw.len() == KEY_LEN {
             key.copy_from_slice(&raw);
@@ -249,9 +250,27 @@ mod tests {
     #[test]
     fn argon2id_is_deterministic_and_salted() {
         let src = KeySource::passphrase("pw");
-        let a = derive(&src, KdfKind::Argon2id, &KdfParams::CHEAP, b"salt-salt-salt-1").unwrap();
-        let b = derive(&src, KdfKind::Argon2id, &KdfParams::CHEAP, b"salt-salt-salt-1").unwrap();
-        let c = derive(&src, KdfKind::Argon2id, &KdfParams::CHEAP, b"salt-salt-salt-2").unwrap();
+        let a = derive(
+            &src,
+            KdfKind::Argon2id,
+            &KdfParams::CHEAP,
+            b"salt-salt-salt-1",
+        )
+        .unwrap();
+        let b = derive(
+            &src,
+            KdfKind::Argon2id,
+            &KdfParams::CHEAP,
+            b"salt-salt-salt-1",
+        )
+        .unwrap();
+        let c = derive(
+            &src,
+            KdfKind::Argon2id,
+            &KdfParams::CHEAP,
+            b"salt-salt-salt-2",
+        )
+        .unwrap();
         assert_eq!(a.as_bytes(), b.as_bytes());
         assert_ne!(a.as_bytes(), c.as_bytes());
     }
@@ -259,7 +278,13 @@ mod tests {
     #[test]
     fn key_kind_mismatch_is_wrong_key() {
         let raw = KeySource::Raw(Key::from_bytes([7; 32]));
-        let err = derive(&raw, KdfKind::Argon2id, &KdfParams::CHEAP, b"saltsaltsaltsalt").unwrap_err();
+        let err = derive(
+            &raw,
+            KdfKind::Argon2id,
+            &KdfParams::CHEAP,
+            b"saltsaltsaltsalt",
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), &ErrorKind::WrongKey);
     }
 

@@ -42,12 +42,22 @@ struct Cli {
 #[derive(Args, Debug)]
 struct Global {
     /// The store file. Its lock file is the same path plus ".lock".
-    #[arg(long = "store", env = "CLOBBER_STORE_PATH", global = true, value_name = "PATH")]
+    #[arg(
+        long = "store",
+        env = "CLOBBER_STORE_PATH",
+        global = true,
+        value_name = "PATH"
+    )]
     store: Option<PathBuf>,
 
     /// Use a raw key file (32 bytes, or 64 hex digits) instead of a passphrase. The
     /// passphrase is only ever read from CLOBBER_STORE_PASSPHRASE, never from argv.
-    #[arg(long, env = "CLOBBER_STORE_KEY_FILE", global = true, value_name = "PATH")]
+    #[arg(
+        long,
+        env = "CLOBBER_STORE_KEY_FILE",
+        global = true,
+        value_name = "PATH"
+    )]
     key_file: Option<PathBuf>,
 
     /// How long a write waits for the lock before failing with exit code 3.
@@ -63,7 +73,12 @@ struct Global {
     /// UNSAFE, for testing checkers only: run a faulty protocol that reproduces a
     /// known lost-write bug. One of: stale-snapshot, no-lock, in-place, unlink-lock,
     /// lock-data-file.
-    #[arg(long, env = "CLOBBER_STORE_UNSAFE_PROTOCOL", global = true, value_name = "NAME")]
+    #[arg(
+        long,
+        env = "CLOBBER_STORE_UNSAFE_PROTOCOL",
+        global = true,
+        value_name = "NAME"
+    )]
     unsafe_protocol: Option<String>,
 }
 
@@ -147,7 +162,9 @@ fn usage(message: impl Into<String>) -> Failure {
 }
 
 fn key_source(global: &Global) -> Result<KeySource, Failure> {
-    let pass = std::env::var("CLOBBER_STORE_PASSPHRASE").ok().map(Zeroizing::new);
+    let pass = std::env::var("CLOBBER_STORE_PASSPHRASE")
+        .ok()
+        .map(Zeroizing::new);
     match (&global.key_file, pass) {
         (Some(_), Some(_)) => Err(usage(
             "both a key file and CLOBBER_STORE_PASSPHRASE are set; choose one",
@@ -175,16 +192,20 @@ fn read_value(name: &str) -> Result<Zeroizing<String>, Failure> {
             raw.pop();
         }
     }
-    let value = std::str::from_utf8(&raw)
-        .map_err(|_| usage(format!("the value of {name:?} on standard input is not UTF-8")))?;
+    let value = std::str::from_utf8(&raw).map_err(|_| {
+        usage(format!(
+            "the value of {name:?} on standard input is not UTF-8"
+        ))
+    })?;
     Ok(Zeroizing::new(value.to_owned()))
 }
 
 fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let global = &cli.global;
-    let path = global.store.clone().ok_or_else(|| {
-        usage("no store path: pass --store PATH or set CLOBBER_STORE_PATH")
-    })?;
+    let path = global
+        .store
+        .clone()
+        .ok_or_else(|| usage("no store path: pass --store PATH or set CLOBBER_STORE_PATH"))?;
     let protocol = match &global.unsafe_protocol {
         None => Protocol::Correct,
         Some(name) if name.is_empty() => Protocol::Correct,

@@ -514,7 +514,10 @@ impl<F: Fs, C: Codec> Engine<F, C> {
     pub fn create(&mut self) -> Result<()> {
         let data = self.paths.data.clone();
         let exists = self.fs.identity(&data)?.is_some();
-        if exists && !(self.protocol == Protocol::LockDataFile && self.fs.read(&data)?.is_some_and(|b| b.is_empty())) {
+        if exists
+            && !(self.protocol == Protocol::LockDataFile
+                && self.fs.read(&data)?.is_some_and(|b| b.is_empty()))
+        {
             return Err(Error::at(ErrorKind::AlreadyExists, &data));
         }
         self.update(|map| {

@@ -101,7 +101,10 @@ pub fn decode(bytes: &[u8]) -> Result<Secrets> {
     for _ in 0..count {
         let name = reader.string("name")?;
         let value = Zeroizing::new(reader.string("value")?);
-        if last.as_ref().is_some_and(|prev| prev.as_str() >= name.as_str()) {
+        if last
+            .as_ref()
+            .is_some_and(|prev| prev.as_str() >= name.as_str())
+        {
             return Err(corrupt("secret names are not in strictly increasing order"));
         }
         last = Some(name.clone());
@@ -170,7 +173,10 @@ mod tests {
     #[test]
     fn encoding_is_little_endian_and_exact() {
         let bytes = encode(&map(&[("k", "v")]));
-        assert_eq!(&bytes[..], &[1, 0, 0, 0, 1, 0, 0, 0, b'k', 1, 0, 0, 0, b'v']);
+        assert_eq!(
+            &bytes[..],
+            &[1, 0, 0, 0, 1, 0, 0, 0, b'k', 1, 0, 0, 0, b'v']
+        );
     }
 
     #[test]

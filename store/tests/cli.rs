@@ -1,0 +1,486 @@
+//! The `clobber-store` CLI, run as a real process in a fresh directory per test.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+/// A scratch store in its own temporary directory.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A cheap (8 KiB Argon2id) store, initialised.
+    fn init() -> Self {
+        let s = Self::new();
+        s.cmd()
+            .args(["init", "--kdf-memory-kib", "8", "--kdf-iterations", "1"])
+            .assert()
+            .success();
+        s
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("secrets_encrypted")
+    }
+
+    fn cmd(&self) -> Command {
+        self.cmd_with("correct-horse")
+    }
+
+    fn cmd_with(&self, passphrase: &str) -> Command {
+        let mut c = Command::cargo_bin("clobber-store").unwrap();
+        c.env_clear()
+            .env("CLOBBER_STORE_PATH", self.path())
+            .env("CLOBBER_STORE_PASSPHRASE", passphrase)
+            .current_dir(self.dir.path());
+        c
+    }
+
+    fn set(&self, name: &str, value: &str) {
+        self.cmd()
+            .args(["set", name])
+            .write_stdin(value)
+            .assert()
+            .success();
+    }
+
+    fn list(&self) -> Vec<String> {
+        let out = self.cmd().arg("list").output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn temp_files(&self) -> Vec<PathBuf> {
+        clobber_store::fs::leftover_temp_files(&self.path()).unwrap()
+    }
+}
+
+#[test]
+fn set_then_get_round_trips() {
+    let s = Scratch::init();
+    s.set("github", "ghp_123\n");
+    s.cmd()
+        .args(["get", "github"])
+        .assert()
+        .success()
+        .stdout("ghp_123\n");
+}
+
+#[test]
+fn set_trims_exactly_one_trailing_newline() {
+    let s = Scratch::init();
+    s.set("a", "two\n\n");
+    s.cmd()
+        .args(["get", "a"])
+        .assert()
+        .success()
+        .stdout("two\n\n");
+    s.set("b", "none");
+    s.cmd()
+        .args(["get", "b"])
+        .assert()
+        .success()
+        .stdout("none\n");
+}
+
+#[test]
+fn set_creates_a_missing_store() {
+    let s = Scratch::new();
+    s.set("k", "v");
+    assert_eq!(s.list(), ["k"]);
+}
+
+#[test]
+fn missing_secret_is_exit_1_with_toolhive_message() {
+    let s = Scratch::init();
+    s.cmd()
+        .args(["get", "nope"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("secret not found: nope"));
+    s.cmd()
+        .args(["delete", "nope"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("secret not found: nope"));
+}
+
+#[test]
+fn delete_list_and_clear_do_what_they_say() {
+    let s = Scratch::init();
+    for k in ["b", "a", "c"] {
+        s.set(k, "v");
+    }
+    assert_eq!(s.list(), ["a", "b", "c"]);
+    s.cmd().args(["delete", "b"]).assert().success();
+    assert_eq!(s.list(), ["a", "c"]);
+    s.cmd().arg("clear").assert().success();
+    assert!(s.list().is_empty());
+}
+
+#[test]
+fn empty_name_and_empty_value_are_rejected_without_writing() {
+    let s = Scratch::init();
+    let before = fs::read(s.path()).unwrap();
+    s.cmd()
+        .args(["set", ""])
+        .write_stdin("v")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("name must not be empty"));
+    for empty in ["", "\n"] {
+        s.cmd()
+            .args(["set", "k"])
+            .write_stdin(empty)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("must not be empty"));
+    }
+    assert_eq!(fs::read(s.path()).unwrap(), before);
+}
+
+#[test]
+fn file_holds_no_plaintext_name_or_value() {
+    let s = Scratch::init();
+    s.set("PLAINTEXT_NAME_MARKER", "PLAINTEXT_VALUE_MARKER");
+    let bytes = fs::read(s.path()).unwrap();
+    for needle in [&b"PLAINTEXT_NAME_MARKER"[..], b"PLAINTEXT_VALUE_MARKER"] {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "plaintext found in the store file"
+        );
+    }
+}
+
+#[test]
+fn store_and_lock_files_are_mode_0600() {
+    let s = Scratch::init();
+    s.set("k", "v");
+    for p in [
+        s.path(),
+        PathBuf::from(format!("{}.lock", s.path().display())),
+    ] {
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", p.display());
+    }
+}
+
+#[test]
+fn missing_key_or_path_is_a_usage_error() {
+    let s = Scratch::init();
+    s.cmd()
+        .env_remove("CLOBBER_STORE_PASSPHRASE")
+        .arg("list")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("CLOBBER_STORE_PASSPHRASE"));
+    s.cmd()
+        .env_remove("CLOBBER_STORE_PATH")
+        .arg("list")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--store"));
+}
+
+#[test]
+fn init_refuses_to_overwrite_a_store() {
+    let s = Scratch::init();
+    s.set("k", "v");
+    s.cmd()
+        .arg("init")
+        .assert()
+        .code(7)
+        .stderr(predicate::str::contains("already exists"));
+    assert_eq!(s.list(), ["k"]);
+}
+
+#[test]
+fn key_files_raw_and_hex_work_and_wrong_ones_fail() {
+    let s = Scratch::new();
+    let hex = s.dir.path().join("key.hex");
+    fs::write(&hex, format!("{}\n", "ab".repeat(32))).unwrap();
+    let raw = s.dir.path().join("key.raw");
+    fs::write(&raw, [0xab; 32]).unwrap();
+    let with_key = |key: &Path| {
+        let mut c = s.cmd();
+        c.env_remove("CLOBBER_STORE_PASSPHRASE")
+            .arg("--key-file")
+            .arg(key);
+        c
+    };
+    with_key(&hex)
+        .args(["set", "k"])
+        .write_stdin("v")
+        .assert()
+        .success();
+    // The same 32 bytes written raw open the store too.
+    with_key(&raw)
+        .args(["get", "k"])
+        .assert()
+        .success()
+        .stdout("v\n");
+
+    let other = s.dir.path().join("other.raw");
+    fs::write(&other, [0xcd; 32]).unwrap();
+    with_key(&other).args(["get", "k"]).assert().code(4);
+
+    let bad = s.dir.path().join("bad.key");
+    fs::write(&bad, "not a key").unwrap();
+    with_key(&bad)
+        .args(["get", "k"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("bad key file").and(predicate::str::contains("bad.key")));
+    // A passphrase cannot open a key-file store.
+    s.cmd().args(["get", "k"]).assert().code(4);
+}
+
+#[test]
+fn lock_held_elsewhere_times_out_with_exit_3() {
+    let s = Scratch::init();
+    let lock = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("{}.lock", s.path().display()))
+        .unwrap();
+    lock.lock().unwrap();
+    let before = fs::read(s.path()).unwrap();
+    s.cmd()
+        .args(["--lock-timeout-ms", "200", "set", "k"])
+        .write_stdin("v")
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("failed to acquire lock"));
+    assert_eq!(fs::read(s.path()).unwrap(), before);
+    // Reads never need the lock.
+    assert!(s.list().is_empty());
+    lock.unlock().unwrap();
+    s.set("k", "v");
+}
+
+#[test]
+fn unsafe_protocols_warn_loudly_and_unknown_ones_are_rejected() {
+    let s = Scratch::init();
+    s.cmd()
+        .args(["--unsafe-protocol", "stale-snapshot", "list"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("WARNING").and(predicate::str::contains("UNSAFE")));
+    s.cmd()
+        .env("CLOBBER_STORE_UNSAFE_PROTOCOL", "no-lock")
+        .arg("list")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("no-lock"));
+    s.cmd()
+        .args(["--unsafe-protocol", "bogus", "list"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("stale-snapshot"));
+}
+
+/// Damage the store file, then check that every command reports the damage with
+/// its own exit code and message, and that no command changes a single byte.
+fn assert_damage_is_reported(damage: impl Fn(&mut Vec<u8>), code: i32, message: &str) {
+    let s = Scratch::init();
+    s.set("k", "v");
+    let mut bytes = fs::read(s.path()).unwrap();
+    damage(&mut bytes);
+    fs::write(s.path(), &bytes).unwrap();
+    let attempts: [(&[&str], &str); 5] = [
+        (&["get", "k"], ""),
+        (&["list"], ""),
+        (&["set", "k2"], "v2"),
+        (&["delete", "k"], ""),
+        (&["clear"], ""),
+    ];
+    for (args, stdin) in attempts {
+        s.cmd()
+            .args(args)
+            .write_stdin(stdin)
+            .assert()
+            .code(code)
+            .stderr(predicate::str::contains(message));
+        assert_eq!(
+            fs::read(s.path()).unwrap(),
+            bytes,
+            "{args:?} changed the file"
+        );
+    }
+    assert!(s.temp_files().is_empty());
+}
+
+#[test]
+fn wrong_passphrase_is_exit_4_and_leaves_the_file_untouched() {
+    let s = Scratch::init();
+    s.set("k", "v");
+    let before = fs::read(s.path()).unwrap();
+    for args in [&["get", "k"][..], &["list"], &["clear"]] {
+        s.cmd_with("wrong")
+            .args(args)
+            .assert()
+            .code(4)
+            .stderr(predicate::str::contains("wrong passphrase"));
+    }
+    s.cmd_with("wrong")
+        .args(["set", "k"])
+        .write_stdin("x")
+        .assert()
+        .code(4);
+    assert_eq!(fs::read(s.path()).unwrap(), before);
+}
+
+#[test]
+fn flipped_byte_is_reported_as_tampering() {
+    assert_damage_is_reported(
+        |b| *b.last_mut().unwrap() ^= 0x01,
+        5,
+        "failed authentication",
+    );
+}
+
+#[test]
+fn flipped_header_byte_is_reported_as_damage() {
+    assert_damage_is_reported(|b| b[30] ^= 0x01, 5, "header checksum");
+}
+
+#[test]
+fn truncated_file_is_reported_as_truncated() {
+    assert_damage_is_reported(|b| b.truncate(b.len() - 5), 5, "truncated");
+}
+
+#[test]
+fn unknown_version_is_reported_as_such() {
+    assert_damage_is_reported(|b| b[8] = 42, 5, "version 42");
+}
+
+#[test]
+fn garbage_file_is_reported_as_not_a_store() {
+    assert_damage_is_reported(
+        |b| *b = br#"{"secrets":{"k":"v"}}"#.to_vec(),
+        5,
+        "not a clobber store",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Many processes at once.
+// ---------------------------------------------------------------------------
+
+const PROCESSES: usize = 8;
+const KEYS_EACH: usize = 30;
+
+/// `PROCESSES` concurrent workers each set `KEYS_EACH` distinct keys, one
+/// `clobber-store set` process per key, with the test barrier configured by
+/// `barrier` (`<step>:<parties>:<timeout-ms>`). Returns the keys that are missing
+/// at the end.
+fn lost_keys(protocol: &str, barrier: &str) -> Vec<String> {
+    let s = Arc::new(Scratch::init());
+    let barrier_dir = s.dir.path().join("barrier");
+    fs::create_dir(&barrier_dir).unwrap();
+    let spec = format!("{barrier}:{}", barrier_dir.display());
+    let workers: Vec<_> = (0..PROCESSES)
+        .map(|w| {
+            let s = Arc::clone(&s);
+            let spec = spec.clone();
+            let protocol = protocol.to_owned();
+            std::thread::spawn(move || {
+                for i in 0..KEYS_EACH {
+                    let out = s
+                        .cmd()
+                        .env("CLOBBER_STORE_UNSAFE_PROTOCOL", &protocol)
+                        .env("CLOBBER_STORE_TEST_BARRIER", &spec)
+                        .args(["--lock-timeout-ms", "60000", "set", &format!("w{w}_k{i}")])
+                        .write_stdin(format!("value-{w}-{i}"))
+                        .output()
+                        .unwrap();
+                    assert!(out.status.success(), "worker {w} key {i}: {out:?}");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert!(s.temp_files().is_empty(), "temporary files left behind");
+    let present = s.list();
+    (0..PROCESSES)
+        .flat_map(|w| (0..KEYS_EACH).map(move |i| format!("w{w}_k{i}")))
+        .filter(|k| !present.contains(k))
+        .collect()
+}
+
+#[test]
+fn correct_protocol_keeps_all_240_keys_under_forced_contention() {
+    // Every generation of 8 processes reaches the lock at the same moment.
+    let lost = lost_keys("", &format!("before-lock:{PROCESSES}:10000"));
+    assert_eq!(lost, Vec::<String>::new());
+}
+
+#[test]
+fn correct_protocol_keeps_all_keys_when_critical_sections_are_stretched() {
+    // Each writer waits inside the lock for a partner that can never arrive.
+    let lost = lost_keys("", "read:2:15");
+    assert_eq!(lost, Vec::<String>::new());
+}
+
+#[test]
+fn stale_snapshot_loses_writes() {
+    // All 8 snapshots are taken before any write: 7 of every 8 writes vanish.
+    let lost = lost_keys("stale-snapshot", &format!("before-lock:{PROCESSES}:10000"));
+    eprintln!(
+        "stale-snapshot lost {} / {}",
+        lost.len(),
+        PROCESSES * KEYS_EACH
+    );
+    // Exactly one write of each generation of 8 survives: the deterministic loss.
+    assert_eq!(lost.len(), (PROCESSES - 1) * KEYS_EACH, "{lost:?}");
+}
+
+#[test]
+fn no_lock_loses_writes() {
+    // All 8 read before any writes, with no lock to order them.
+    let lost = lost_keys("no-lock", &format!("before-write:{PROCESSES}:10000"));
+    eprintln!("no-lock lost {} / {}", lost.len(), PROCESSES * KEYS_EACH);
+    // Exactly one write of each generation of 8 survives: the deterministic loss.
+    assert_eq!(lost.len(), (PROCESSES - 1) * KEYS_EACH, "{lost:?}");
+}
+
+#[test]
+fn unlink_lock_loses_writes() {
+    // A writer lingers inside its critical section; a process that opens the lock
+    // path after the previous holder unlinked it locks a fresh inode and joins it.
+    let lost = lost_keys("unlink-lock", "read:2:50");
+    eprintln!(
+        "unlink-lock lost {} / {}",
+        lost.len(),
+        PROCESSES * KEYS_EACH
+    );
+    assert!(!lost.is_empty());
+}
+
+#[test]
+fn lock_data_file_loses_writes() {
+    let lost = lost_keys("lock-data-file", "read:2:50");
+    eprintln!(
+        "lock-data-file lost {} / {}",
+        lost.len(),
+        PROCESSES * KEYS_EACH
+    );
+    assert!(!lost.is_empty());
+}

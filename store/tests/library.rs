@@ -1,0 +1,232 @@
+//! The library API: a model-based property test against a `BTreeMap`, and failure
+//! injection at the file-system trait.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clobber_store::format::Cipher;
+use clobber_store::fs::leftover_temp_files;
+use clobber_store::{
+    Engine, Error, ErrorKind, FileId, Fs, KdfParams, KeySource, Paths, Protocol, Result, StdFs,
+    Step, Store, StoreOptions,
+};
+use proptest::prelude::*;
+
+fn open(path: &Path) -> Store {
+    StoreOptions::new(path, KeySource::passphrase("pw"))
+        .new_store_params(KdfParams::CHEAP)
+        .open()
+        .unwrap()
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Set(String, String),
+    Get(String),
+    Delete(String),
+    List,
+    Clear,
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let key = prop::sample::select(vec!["a", "b", "c", "d", "ünï"]).prop_map(str::to_owned);
+    prop_oneof![
+        4 => (key.clone(), "[a-z0-9 ]{1,8}").prop_map(|(k, v)| Op::Set(k, v)),
+        3 => key.clone().prop_map(Op::Get),
+        2 => key.prop_map(Op::Delete),
+        1 => Just(Op::List),
+        1 => Just(Op::Clear),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn store_behaves_like_a_btreemap(ops in prop::collection::vec(op(), 1..30)) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let mut store = open(&path);
+        let mut model: BTreeMap<String, String> = BTreeMap::new();
+        for op in ops {
+            match op {
+                Op::Set(k, v) => {
+                    store.set(&k, &v).unwrap();
+                    model.insert(k, v);
+                }
+                Op::Get(k) => {
+                    let got = store.get(&k).unwrap().map(|v| v.to_string());
+                    prop_assert_eq!(got, model.get(&k).cloned());
+                }
+                Op::Delete(k) => {
+                    prop_assert_eq!(store.delete(&k).unwrap(), model.remove(&k).is_some());
+                }
+                Op::List => {
+                    prop_assert_eq!(store.list().unwrap(), model.keys().cloned().collect::<Vec<_>>());
+                }
+                Op::Clear => {
+                    prop_assert_eq!(store.clear().unwrap(), model.len());
+                    model.clear();
+                }
+                Op::Reopen => store = open(&path),
+            }
+        }
+        let all: BTreeMap<String, String> = open(&path)
+            .read_all()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect();
+        prop_assert_eq!(all, model);
+        prop_assert!(leftover_temp_files(&path).unwrap().is_empty());
+    }
+}
+
+#[test]
+fn a_failed_closure_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let mut store = open(&path);
+    store.set("k", "v").unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let err = store
+        .update(|map| {
+            map.clear();
+            Err::<(), _>(Error::invalid("changed my mind"))
+        })
+        .unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Invalid { .. }));
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn stale_snapshot_handle_erases_a_write_made_after_it_opened() {
+    // The seed bug, in one process: the snapshot taken at open wins over a write that
+    // landed in between.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let mut stale = StoreOptions::new(&path, KeySource::passphrase("pw"))
+        .new_store_params(KdfParams::CHEAP)
+        .protocol(Protocol::StaleSnapshot)
+        .open()
+        .unwrap();
+    open(&path).set("my-secret", "value").unwrap();
+    stale.set("_churn_1", "v1").unwrap();
+    assert_eq!(open(&path).get("my-secret").unwrap(), None);
+
+    // The correct protocol re-reads inside the lock.
+    let mut fresh = open(&path);
+    open(&path).set("my-secret", "value").unwrap();
+    fresh.set("_churn_1", "v2").unwrap();
+    assert!(open(&path).get("my-secret").unwrap().is_some());
+}
+
+/// `StdFs`, except that one operation fails.
+struct FailingFs {
+    inner: StdFs,
+    fail_rename: bool,
+    crash_at: Option<Step>,
+}
+
+impl Fs for FailingFs {
+    type Lock = <StdFs as Fs>::Lock;
+    fn lock(&self, path: &Path, wait: Duration) -> Result<Self::Lock> {
+        self.inner.lock(path, wait)
+    }
+    fn locked_identity(&self, lock: &Self::Lock) -> Result<FileId> {
+        self.inner.locked_identity(lock)
+    }
+    fn unlock(&self, lock: Self::Lock) -> Result<()> {
+        self.inner.unlock(lock)
+    }
+    fn read(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+        self.inner.read(path)
+    }
+    fn write_temp(&self, target: &Path, bytes: &[u8]) -> Result<PathBuf> {
+        self.inner.write_temp(target, bytes)
+    }
+    fn rename_durable(&self, from: &Path, to: &Path) -> Result<()> {
+        if self.fail_rename {
+            return Err(Error::io("rename", to, std::io::Error::other("injected")));
+        }
+        self.inner.rename_durable(from, to)
+    }
+    fn remove(&self, path: &Path) -> Result<()> {
+        self.inner.remove(path)
+    }
+    fn write_in_place(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        self.inner.write_in_place(path, bytes)
+    }
+    fn identity(&self, path: &Path) -> Result<Option<FileId>> {
+        self.inner.identity(path)
+    }
+    fn checkpoint(&self, step: Step) -> Result<()> {
+        if self.crash_at == Some(step) {
+            return Err(Error::new(ErrorKind::Crashed { step: step.name() }));
+        }
+        Ok(())
+    }
+}
+
+fn engine(path: &Path, fs: FailingFs) -> Engine<FailingFs, Cipher> {
+    Engine::new(
+        fs,
+        Cipher::new(KeySource::passphrase("pw"), KdfParams::CHEAP),
+        Paths::for_data(path),
+        Protocol::Correct,
+        Duration::from_secs(5),
+    )
+}
+
+#[test]
+fn a_failed_rename_leaves_no_temp_file_and_the_old_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    open(&path).set("k", "v").unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let fs = FailingFs {
+        inner: StdFs::new(),
+        fail_rename: true,
+        crash_at: None,
+    };
+    let err = engine(&path, fs)
+        .update(|m| {
+            m.clear();
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(
+        !err.is_definite(),
+        "an I/O error during replace is indeterminate"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert!(leftover_temp_files(&path).unwrap().is_empty());
+}
+
+#[test]
+fn a_crash_at_any_step_releases_the_lock_and_keeps_a_whole_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    open(&path).set("k", "v").unwrap();
+    for step in Step::ALL {
+        let fs = FailingFs {
+            inner: StdFs::new(),
+            fail_rename: false,
+            crash_at: Some(step),
+        };
+        let _ = engine(&path, fs).update(|m| {
+            m.insert("crash".into(), zeroize::Zeroizing::new(step.name().into()));
+            Ok(())
+        });
+        // The store is whole (old or new), and the next writer gets the lock at once.
+        let mut store = StoreOptions::new(&path, KeySource::passphrase("pw"))
+            .lock_wait(Duration::from_millis(100))
+            .open()
+            .unwrap();
+        assert!(store.get("k").unwrap().is_some(), "after crash at {step:?}");
+        store.set("k", "v").unwrap();
+    }
+}
