@@ -1,0 +1,123 @@
+//! `set` on stores of 10 to 1000 secrets, against the floor: the same file-system
+//! work (open a temp file, lock, write the same bytes, `sync_all`, rename, directory
+//! fsync) with no crypto and no read. Prints the ratio store/floor per size at the
+//! end of the run.
+//!
+//! Run: `cargo bench -p clobber-benches --bench store`
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clobber_benches::{human, mean_ns};
+use clobber_store::{KdfParams, KeySource, Store, StoreOptions};
+use criterion::{BenchmarkId, Criterion};
+
+const SIZES: [usize; 4] = [10, 100, 500, 1000];
+
+/// A store pre-filled with `n` refresh-token-like secrets (the default 19 MiB
+/// Argon2id: the key is derived once per handle, as in a long-lived process).
+fn filled_store(dir: &Path, n: usize) -> Store {
+    let mut store = StoreOptions::new(dir.join("secrets"), KeySource::passphrase("bench"))
+        .new_store_params(KdfParams::DEFAULT)
+        .open()
+        .unwrap();
+    store
+        .update(|map| {
+            for i in 0..n {
+                map.insert(
+                    format!("OAUTH_REFRESH_TOKEN_workload{}_{:019}_{:08x}", i % 7, i * 7919, i),
+                    format!("rt-{i:04}-{}", "x".repeat(96)).into(),
+                );
+            }
+            Ok(())
+        })
+        .unwrap();
+    store
+}
+
+/// The floor: replace `target` with `bytes` durably under the sidecar lock.
+fn floor_replace(target: &Path, lock: &Path, tmp: &Path, bytes: &[u8]) {
+    let lock = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(lock)
+        .unwrap();
+    lock.lock().unwrap();
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(tmp)
+        .unwrap();
+    f.write_all(bytes).unwrap();
+    f.sync_all().unwrap();
+    std::fs::rename(tmp, target).unwrap();
+    File::open(target.parent().unwrap())
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    lock.unlock().unwrap();
+}
+
+fn bench_set(c: &mut Criterion) {
+    let mut group = c.benchmark_group("set");
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    for n in SIZES {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = filled_store(dir.path(), n);
+        let mut i = 0u64;
+        group.bench_with_input(BenchmarkId::new("store", n), &n, |b, _| {
+            b.iter(|| {
+                i += 1;
+                store.set("_churn_1", &format!("v{i}")).unwrap();
+            });
+        });
+        let bytes = std::fs::read(store.path()).unwrap();
+        let target: PathBuf = dir.path().join("floor");
+        let lock = dir.path().join("floor.lock");
+        let tmp = dir.path().join(".floor.tmp");
+        group.bench_with_input(BenchmarkId::new("floor", n), &n, |b, _| {
+            b.iter(|| floor_replace(&target, &lock, &tmp, &bytes));
+        });
+    }
+    group.finish();
+}
+
+fn main() {
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join("criterion");
+    let mut c = Criterion::default()
+        .output_directory(&out)
+        .configure_from_args();
+    bench_set(&mut c);
+    c.final_summary();
+
+    println!("\nset vs floor (same bytes; floor = lock + write + fsync + rename + dir fsync)");
+    println!("{:>8}  {:>12}  {:>12}  {:>6}", "secrets", "store", "floor", "ratio");
+    for n in SIZES {
+        let p = n.to_string();
+        match (
+            mean_ns(&out, "set", "store", &p),
+            mean_ns(&out, "set", "floor", &p),
+        ) {
+            (Some(s), Some(f)) => println!(
+                "{n:>8}  {:>12}  {:>12}  {:>5.2}x",
+                human(s),
+                human(f),
+                s / f
+            ),
+            _ => println!("{n:>8}  (not measured in this mode)"),
+        }
+    }
+}
