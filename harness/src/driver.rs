@@ -1,0 +1,361 @@
+//! Performing one operation on the store: through its CLI (`cli` mode, one store
+//! process per operation, through an [`Adapter`]) or through the reference store's
+//! library (`lib` mode).
+//!
+//! Either way the result is classified into the history's outcomes: `ok`,
+//! `not_found`, `fail` (the store said it did not happen) and `unknown` (timeout,
+//! crash, I/O error: it may have happened). A failure that means the store file is
+//! damaged carries an `error` starting with [`DAMAGED`]; the audit treats it as a
+//! violation, because a correct store never shows a reader a damaged file.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use clobber_check::history::{Op, Outcome};
+use clobber_store::{ErrorKind, KdfParams, KeySource, Protocol, Store, StoreOptions};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use crate::adapter::{Adapter, ValueVia};
+use crate::scenario::Handle;
+
+/// Prefix of the `error` of an operation that found the store file damaged.
+pub const DAMAGED: &str = "damaged: ";
+
+/// One operation to perform.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// What to do.
+    pub op: Op,
+    /// On which key.
+    pub key: Option<String>,
+    /// With which value (`set`).
+    pub value: Option<String>,
+}
+
+/// How it ended.
+#[derive(Debug, Clone)]
+pub struct Done {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// `get`/`ok`: the value read.
+    pub value: Option<String>,
+    /// `list`/`ok`: the keys.
+    pub keys: Option<Vec<String>>,
+    /// The store's message, for `fail` and `unknown`.
+    pub error: Option<String>,
+    /// The store program could not even be started: the run cannot go on.
+    pub fatal: bool,
+}
+
+impl Done {
+    fn ok() -> Self {
+        Self {
+            outcome: Outcome::Ok,
+            value: None,
+            keys: None,
+            error: None,
+            fatal: false,
+        }
+    }
+
+    fn with(outcome: Outcome, error: impl Into<String>) -> Self {
+        Self {
+            outcome,
+            error: Some(error.into()),
+            ..Self::ok()
+        }
+    }
+}
+
+/// What a worker needs to build its driver.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum DriverSpec {
+    /// Spawn the store's CLI per operation.
+    Cli {
+        /// The adapter.
+        adapter: Adapter,
+        /// The run's scratch directory.
+        scratch: PathBuf,
+        /// Kill the store process after this long; the outcome is `unknown`.
+        op_timeout_ms: u64,
+    },
+    /// Call the reference store library.
+    Lib {
+        /// The store file.
+        path: PathBuf,
+        /// Its passphrase.
+        passphrase: String,
+        /// The protocol's name.
+        protocol: String,
+        /// Lock wait in milliseconds.
+        lock_wait_ms: u64,
+        /// Open per operation or once.
+        handle: Handle,
+    },
+}
+
+/// Performs operations.
+#[derive(Debug)]
+pub enum Driver {
+    /// `cli` mode.
+    Cli {
+        /// The adapter.
+        adapter: Box<Adapter>,
+        /// The scratch directory.
+        scratch: PathBuf,
+        /// The adapter's environment, resolved.
+        env: Vec<(String, String)>,
+        /// Per-operation timeout.
+        timeout: Duration,
+    },
+    /// `lib` mode.
+    Lib {
+        /// How to open the store.
+        options: Box<StoreOptions>,
+        /// Keep one handle?
+        handle: Handle,
+        /// The kept handle.
+        store: Option<Box<Store>>,
+    },
+}
+
+impl Driver {
+    /// Build a driver from its spec.
+    ///
+    /// # Errors
+    /// An unknown protocol name.
+    pub fn new(spec: DriverSpec) -> crate::Result<Self> {
+        Ok(match spec {
+            DriverSpec::Cli {
+                adapter,
+                scratch,
+                op_timeout_ms,
+            } => Driver::Cli {
+                env: adapter.env_for(&scratch),
+                adapter: Box::new(adapter),
+                scratch,
+                timeout: Duration::from_millis(op_timeout_ms),
+            },
+            DriverSpec::Lib {
+                path,
+                passphrase,
+                protocol,
+                lock_wait_ms,
+                handle,
+            } => {
+                let protocol: Protocol = protocol
+                    .parse()
+                    .map_err(|e| crate::Error::usage(format!("{e}")))?;
+                let options = StoreOptions::new(path, KeySource::passphrase(passphrase))
+                    .new_store_params(KdfParams::CHEAP)
+                    .protocol(protocol)
+                    .lock_wait(Duration::from_millis(lock_wait_ms));
+                Driver::Lib {
+                    options: Box::new(options),
+                    handle,
+                    store: None,
+                }
+            }
+        })
+    }
+
+    /// Perform `call`.
+    pub fn exec(&mut self, call: &Call) -> Done {
+        match self {
+            Driver::Cli {
+                adapter,
+                scratch,
+                env,
+                timeout,
+            } => exec_cli(adapter, scratch, env, *timeout, call),
+            Driver::Lib {
+                options,
+                handle,
+                store,
+            } => {
+                if store.is_none() || *handle == Handle::PerOp {
+                    match options.as_ref().clone().open() {
+                        Ok(s) => *store = Some(Box::new(s)),
+                        Err(e) => return lib_error(&e),
+                    }
+                }
+                let s = store.as_mut().expect("opened above");
+                let done = exec_lib(s, call);
+                if *handle == Handle::PerOp {
+                    *store = None;
+                }
+                done
+            }
+        }
+    }
+}
+
+fn exec_lib(store: &mut Store, call: &Call) -> Done {
+    let key = call.key.as_deref().unwrap_or("");
+    let result = match call.op {
+        Op::Set => store
+            .set(key, call.value.as_deref().unwrap_or(""))
+            .map(|()| Done::ok()),
+        Op::Get => store.get(key).map(|v| match v {
+            Some(v) => Done {
+                value: Some(v.as_str().to_owned()),
+                ..Done::ok()
+            },
+            None => Done::with(Outcome::NotFound, "secret not found"),
+        }),
+        Op::Delete => store.delete(key).map(|found| {
+            if found {
+                Done::ok()
+            } else {
+                Done::with(Outcome::NotFound, "secret not found")
+            }
+        }),
+        Op::List => store.list().map(|keys| Done {
+            keys: Some(keys),
+            ..Done::ok()
+        }),
+        Op::Clear => store.clear().map(|_| Done::ok()),
+    };
+    result.unwrap_or_else(|e| lib_error(&e))
+}
+
+fn lib_error(e: &clobber_store::Error) -> Done {
+    let damaged = matches!(
+        e.kind(),
+        ErrorKind::Tampered
+            | ErrorKind::Truncated { .. }
+            | ErrorKind::UnknownVersion { .. }
+            | ErrorKind::Corrupt { .. }
+    );
+    if damaged {
+        Done::with(Outcome::Fail, format!("{DAMAGED}{e}"))
+    } else if e.is_definite() {
+        Done::with(Outcome::Fail, e.to_string())
+    } else {
+        Done::with(Outcome::Unknown, e.to_string())
+    }
+}
+
+fn exec_cli(
+    adapter: &Adapter,
+    scratch: &std::path::Path,
+    env: &[(String, String)],
+    timeout: Duration,
+    call: &Call,
+) -> Done {
+    let by_arg = adapter.value == ValueVia::Argument;
+    let Some(argv) = adapter.argv(
+        call.op.name(),
+        call.key.as_deref(),
+        if by_arg { call.value.as_deref() } else { None },
+        scratch,
+    ) else {
+        return Done::with(
+            Outcome::Fail,
+            format!("adapter {} has no `{}` command", adapter.name, call.op),
+        );
+    };
+    let feeds_stdin = call.op == Op::Set && !by_arg;
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(if feeds_stdin { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return Done {
+                fatal: true,
+                ..Done::with(Outcome::Fail, format!("cannot start {:?}: {e}", argv[0]))
+            };
+        }
+    };
+    if feeds_stdin && let Some(mut stdin) = child.stdin.take() {
+        let mut line = call.value.clone().unwrap_or_default();
+        line.push('\n');
+        // A store that exits without reading its input is judged by its exit status.
+        let _ = stdin.write_all(line.as_bytes());
+    }
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = match rx.recv_timeout(timeout) {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => return Done::with(Outcome::Unknown, format!("waiting for the store: {e}")),
+        Err(_) => {
+            if let Ok(pid) = i32::try_from(pid) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let _ = rx.recv();
+            return Done::with(
+                Outcome::Unknown,
+                format!("timed out after {} ms; killed", timeout.as_millis()),
+            );
+        }
+    };
+    classify(adapter, call.op, &output)
+}
+
+/// Turn a store process's exit status and output into an outcome.
+#[must_use]
+pub fn classify(adapter: &Adapter, op: Op, output: &std::process::Output) -> Done {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr.trim();
+    let Some(code) = output.status.code() else {
+        use std::os::unix::process::ExitStatusExt;
+        let signal = output.status.signal().unwrap_or(0);
+        return Done::with(Outcome::Unknown, format!("store killed by signal {signal}: {stderr}"));
+    };
+    if code == 0 {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        return match op {
+            Op::Get => {
+                let mut v: &str = &stdout;
+                if let Some(s) = v.strip_suffix('\n') {
+                    v = s.strip_suffix('\r').unwrap_or(s);
+                }
+                Done {
+                    value: Some(v.to_owned()),
+                    ..Done::ok()
+                }
+            }
+            Op::List => Done {
+                keys: Some(
+                    stdout
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                ),
+                ..Done::ok()
+            },
+            _ => Done::ok(),
+        };
+    }
+    let nf = &adapter.not_found;
+    if matches!(op, Op::Get | Op::Delete)
+        && code == nf.exit_code
+        && nf
+            .stderr_contains
+            .as_deref()
+            .is_none_or(|t| stderr.contains(t))
+    {
+        return Done::with(Outcome::NotFound, stderr);
+    }
+    if adapter.damaged_exit_codes.contains(&code) {
+        return Done::with(Outcome::Fail, format!("{DAMAGED}exit {code}: {stderr}"));
+    }
+    if adapter.fail_exit_codes.contains(&code) {
+        return Done::with(Outcome::Fail, format!("exit {code}: {stderr}"));
+    }
+    Done::with(Outcome::Unknown, format!("exit {code}: {stderr}"))
+}

@@ -1,0 +1,167 @@
+//! `clobber perf`: the two performance ratios, measured in one command.
+//!
+//! 1. `cli` mode's cost per operation against the floor of any CLI-driven harness:
+//!    spawning the store binary with `--help` (same process start, no store work).
+//! 2. Operations per second of one throughput scenario in `lib` mode against `cli`
+//!    mode, on the same machine, one after the other.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use clobber_check::history::Op;
+
+use crate::adapter::Adapter;
+use crate::driver::{Call, Driver, DriverSpec};
+use crate::error::{Error, Result};
+use crate::run::{RunConfig, run};
+use crate::scenario::Mode;
+
+/// What `clobber perf` measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Perf {
+    /// Mean milliseconds to spawn `clobber-store --help`.
+    pub help_spawn_ms: f64,
+    /// Mean milliseconds of one `cli` `get`, measured through the harness's driver.
+    pub cli_get_ms: f64,
+    /// Mean milliseconds of one `cli` `set`.
+    pub cli_set_ms: f64,
+    /// `cli` operations per second in the throughput scenario.
+    pub cli_ops_per_s: f64,
+    /// `lib` operations per second in the throughput scenario.
+    pub lib_ops_per_s: f64,
+}
+
+impl Perf {
+    /// The report.
+    #[must_use]
+    pub fn render_text(&self, samples: usize, scenario: &Path) -> String {
+        let per_op = f64::midpoint(self.cli_get_ms, self.cli_set_ms);
+        format!(
+            "per-operation cost ({samples} sequential samples each):\n\
+             \x20 spawn `clobber-store --help`      {:8.3} ms\n\
+             \x20 cli get (through the harness)     {:8.3} ms\n\
+             \x20 cli set (through the harness)     {:8.3} ms\n\
+             \x20 cli op / --help spawn             {:8.2}x   (target <= 1.5x)\n\
+             throughput, {}:\n\
+             \x20 cli mode                          {:8.0} ops/s\n\
+             \x20 lib mode                          {:8.0} ops/s\n\
+             \x20 lib / cli                         {:8.1}x   (target >= 10x)\n",
+            self.help_spawn_ms,
+            self.cli_get_ms,
+            self.cli_set_ms,
+            per_op / self.help_spawn_ms,
+            scenario.display(),
+            self.cli_ops_per_s,
+            self.lib_ops_per_s,
+            self.lib_ops_per_s / self.cli_ops_per_s.max(1e-9),
+        )
+    }
+}
+
+/// Measure.
+///
+/// # Errors
+/// The store program is missing; setup or run errors.
+pub fn perf(scenario: &Path, samples: usize) -> Result<Perf> {
+    let adapter = Adapter::resolve("reference")?;
+    let program = adapter.require_program()?.to_path_buf();
+    let scratch = std::env::temp_dir().join(format!("clobber-perf-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).map_err(|e| Error::io("create scratch directory", &scratch, e))?;
+    let result = measure(&adapter, &program, &scratch, scenario, samples);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn measure(adapter: &Adapter, program: &PathBuf, scratch: &Path, scenario: &Path, samples: usize) -> Result<Perf> {
+    let samples = samples.max(1);
+    // Warm the page cache for both paths first.
+    for _ in 0..3 {
+        spawn_help(program)?;
+    }
+    let t = Instant::now();
+    for _ in 0..samples {
+        spawn_help(program)?;
+    }
+    let help_spawn_ms = t.elapsed().as_secs_f64() * 1e3 / samples as f64;
+
+    let setup = adapter
+        .argv("setup", None, None, scratch)
+        .ok_or_else(|| Error::setup("reference adapter has no setup command"))?;
+    let status = Command::new(&setup[0])
+        .args(&setup[1..])
+        .envs(adapter.env_for(scratch))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| Error::setup(format!("running {}: {e}", setup.join(" "))))?;
+    if !status.success() {
+        return Err(Error::setup(format!("{} failed: {status}", setup.join(" "))));
+    }
+    let mut driver = Driver::new(DriverSpec::Cli {
+        adapter: adapter.clone(),
+        scratch: scratch.to_path_buf(),
+        op_timeout_ms: 10_000,
+    })?;
+    let mut time = |op: Op, value: Option<String>| -> Result<f64> {
+        let t = Instant::now();
+        for i in 0..samples {
+            let call = Call {
+                op,
+                key: Some("perf-key".into()),
+                value: value.as_ref().map(|v| format!("{v}-{i}")),
+            };
+            let done = driver.exec(&call);
+            if done.outcome != clobber_check::history::Outcome::Ok {
+                return Err(Error::setup(format!("perf {op} failed: {:?}", done.error)));
+            }
+        }
+        Ok(t.elapsed().as_secs_f64() * 1e3 / samples as f64)
+    };
+    let cli_set_ms = time(Op::Set, Some("value".into()))?;
+    let cli_get_ms = time(Op::Get, None)?;
+
+    let mut ops = [0.0; 2];
+    for (i, mode) in [Mode::Cli, Mode::Lib].into_iter().enumerate() {
+        let report = run(&RunConfig {
+            scenario: scenario.to_path_buf(),
+            store: "reference".into(),
+            mode: Some(mode),
+            seed: Some(1),
+            full: false,
+            keep: false,
+            scratch: None,
+            op_timeout_ms: None,
+            max_duration_ms: None,
+            progress: false,
+            history_out: None,
+        })?;
+        if report.verdict != crate::report::Verdict::Pass {
+            return Err(Error::setup(format!(
+                "the throughput scenario did not pass in {} mode:\n{}",
+                mode.name(),
+                report.render_text()
+            )));
+        }
+        ops[i] = report.ops_per_s;
+    }
+    Ok(Perf {
+        help_spawn_ms,
+        cli_get_ms,
+        cli_set_ms,
+        cli_ops_per_s: ops[0],
+        lib_ops_per_s: ops[1],
+    })
+}
+
+fn spawn_help(program: &Path) -> Result<()> {
+    let out = Command::new(program)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::setup(format!("spawning {} --help: {e}", program.display())))?;
+    if !out.status.success() {
+        return Err(Error::setup(format!("{} --help failed", program.display())));
+    }
+    Ok(())
+}
