@@ -23,10 +23,10 @@
 //! wrong key (key check), tampered body (AEAD tag). The key check is what lets us say
 //! "wrong key" rather than "tampered": without it, AES-GCM reports both the same way.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{self, KdfKind, KdfParams, Key, KeySource};
@@ -214,24 +214,32 @@ impl Cipher {
     /// Any of the header errors, then [`ErrorKind::WrongKey`] or
     /// [`ErrorKind::Tampered`].
     pub fn open(&mut self, file: &[u8]) -> Result<Secrets> {
-        let header = Header::parse(file)?;
+        Ok(self.open_owned(file.to_vec())?.0)
+    }
+
+    /// Decrypt a whole store file in place (no second copy of the plaintext), and
+    /// return the map with the file's header. The buffer is wiped before it is freed.
+    ///
+    /// # Errors
+    /// As [`Cipher::open`].
+    pub fn open_owned(&mut self, file: Vec<u8>) -> Result<(Secrets, Header)> {
+        let mut file = Zeroizing::new(file);
+        let header = Header::parse(&file)?;
         let key = self.key_for(header.kdf, header.params, header.salt)?;
         if key_check(&key) != header.key_check {
             return Err(Error::new(ErrorKind::WrongKey));
         }
         let cipher = Aes256Gcm::new_from_slice(key.as_bytes()).expect("32-byte key");
         let nonce = Nonce::try_from(&header.nonce[..]).expect("12-byte nonce");
-        let plain = cipher
-            .decrypt(
-                &nonce,
-                Payload {
-                    msg: &file[HEADER_LEN..],
-                    aad: &file[..HEADER_LEN],
-                },
-            )
+        let tag_at = file.len() - TAG_LEN;
+        let tag = Tag::try_from(&file[tag_at..]).expect("16-byte tag");
+        let (head, rest) = file.split_at_mut(HEADER_LEN);
+        let body = &mut rest[..tag_at - HEADER_LEN];
+        cipher
+            .decrypt_inout_detached(&nonce, head, body.into(), &tag)
             .map_err(|_| Error::new(ErrorKind::Tampered))?;
-        let plain = Zeroizing::new(plain);
-        secrets::decode(&plain)
+        let map = secrets::decode(&file[HEADER_LEN..tag_at])?;
+        Ok((map, header))
     }
 
     /// Encrypt `secrets` into a whole store file. `previous` is the header of the file
@@ -261,30 +269,31 @@ impl Cipher {
             }
         };
         let key = self.key_for(kdf, params, salt)?;
-        let plain = secrets::encode(secrets);
+        let plain_len = secrets::encoded_len(secrets);
         let header = Header {
             kdf,
             params,
             salt,
             nonce: random::<NONCE_LEN>()?,
             key_check: key_check(&key),
-            body_len: (plain.len() + TAG_LEN) as u64,
+            body_len: (plain_len + TAG_LEN) as u64,
         };
         let header_bytes = header.encode();
+        // Header, then the plaintext encrypted in place: the plaintext never exists
+        // outside this buffer, so there is nothing else to wipe.
+        let mut out = Vec::with_capacity(HEADER_LEN + plain_len + TAG_LEN);
+        out.extend_from_slice(&header_bytes);
+        secrets::encode_into(secrets, &mut out);
+        debug_assert_eq!(out.len(), HEADER_LEN + plain_len);
         let cipher = Aes256Gcm::new_from_slice(key.as_bytes()).expect("32-byte key");
         let nonce = Nonce::try_from(&header.nonce[..]).expect("12-byte nonce");
-        let body = cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: &plain,
-                    aad: &header_bytes,
-                },
-            )
-            .map_err(|_| Error::invalid("AES-GCM refused to encrypt (message too long)"))?;
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-        out.extend_from_slice(&header_bytes);
-        out.extend_from_slice(&body);
+        let tag = cipher
+            .encrypt_inout_detached(&nonce, &header_bytes, (&mut out[HEADER_LEN..]).into())
+            .map_err(|_| {
+                out.zeroize();
+                Error::invalid("AES-GCM refused to encrypt (message too long)")
+            })?;
+        out.extend_from_slice(&tag);
         Ok(out)
     }
 }
@@ -293,9 +302,11 @@ impl crate::protocol::Codec for Cipher {
     type Meta = Header;
 
     fn decode(&mut self, bytes: &[u8]) -> Result<(Secrets, Header)> {
-        let map = self.open(bytes)?;
-        let header = Header::parse(bytes)?;
-        Ok((map, header))
+        self.open_owned(bytes.to_vec())
+    }
+
+    fn decode_owned(&mut self, bytes: Vec<u8>) -> Result<(Secrets, Header)> {
+        self.open_owned(bytes)
     }
 
     fn encode(&mut self, secrets: &Secrets, previous: Option<&Header>) -> Result<Vec<u8>> {

@@ -303,6 +303,15 @@ pub trait Codec {
     /// Any format or key error.
     fn decode(&mut self, bytes: &[u8]) -> Result<(Secrets, Self::Meta)>;
 
+    /// Decode a whole file that the caller no longer needs, so that the codec may
+    /// work in place (the real codec decrypts in the read buffer).
+    ///
+    /// # Errors
+    /// As [`Codec::decode`].
+    fn decode_owned(&mut self, bytes: Vec<u8>) -> Result<(Secrets, Self::Meta)> {
+        self.decode(&bytes)
+    }
+
     /// Encode a whole file; `previous` is the metadata of the file being replaced.
     ///
     /// # Errors
@@ -421,7 +430,10 @@ impl<F: Fs, C: Codec> Engine<F, C> {
                 Ok((Secrets::new(), None))
             }
             Some(bytes) => {
-                let (map, meta) = self.codec.decode(&bytes).map_err(|e| e.with_path(data))?;
+                let (map, meta) = self
+                    .codec
+                    .decode_owned(bytes)
+                    .map_err(|e| e.with_path(data))?;
                 Ok((map, Some(meta)))
             }
         }

@@ -69,19 +69,32 @@ pub fn validate_value(name: &str, value: &str) -> Result<()> {
 /// validation functions rule out long before.
 #[must_use]
 pub fn encode(secrets: &Secrets) -> Zeroizing<Vec<u8>> {
-    let size = 4 + secrets
+    let mut out = Zeroizing::new(Vec::with_capacity(encoded_len(secrets)));
+    encode_into(secrets, &mut out);
+    out
+}
+
+/// The length of [`encode`]'s output for `secrets`.
+#[must_use]
+pub fn encoded_len(secrets: &Secrets) -> usize {
+    4 + secrets
         .iter()
         .map(|(k, v)| 8 + k.len() + v.len())
-        .sum::<usize>();
-    let mut out = Zeroizing::new(Vec::with_capacity(size));
-    put_len(&mut out, secrets.len());
+        .sum::<usize>()
+}
+
+/// Append the encoding of `secrets` to `out`; wiping `out` is the caller's job.
+///
+/// # Panics
+/// As [`encode`].
+pub fn encode_into(secrets: &Secrets, out: &mut Vec<u8>) {
+    put_len(out, secrets.len());
     for (name, value) in secrets {
-        put_len(&mut out, name.len());
+        put_len(out, name.len());
         out.extend_from_slice(name.as_bytes());
-        put_len(&mut out, value.len());
+        put_len(out, value.len());
         out.extend_from_slice(value.as_bytes());
     }
-    out
 }
 
 fn put_len(out: &mut Vec<u8>, len: usize) {
@@ -96,23 +109,24 @@ fn put_len(out: &mut Vec<u8>, len: usize) {
 pub fn decode(bytes: &[u8]) -> Result<Secrets> {
     let mut reader = Reader { bytes, pos: 0 };
     let count = reader.len()?;
-    let mut secrets = Secrets::new();
-    let mut last: Option<String> = None;
+    // Names arrive sorted: collect them, check the order, and let the map build
+    // itself in bulk (much cheaper than one insertion at a time).
+    let mut entries: Vec<(String, Secret)> = Vec::with_capacity(count.min(bytes.len() / 8));
     for _ in 0..count {
         let name = reader.string("name")?;
         let value = Zeroizing::new(reader.string("value")?);
-        if last
-            .as_ref()
-            .is_some_and(|prev| prev.as_str() >= name.as_str())
+        if entries
+            .last()
+            .is_some_and(|(prev, _)| prev.as_str() >= name.as_str())
         {
             return Err(corrupt("secret names are not in strictly increasing order"));
         }
-        last = Some(name.clone());
-        secrets.insert(name, value);
+        entries.push((name, value));
     }
     if reader.pos != bytes.len() {
         return Err(corrupt("trailing bytes after the last secret"));
     }
+    let secrets: Secrets = entries.into_iter().collect();
     Ok(secrets)
 }
 
@@ -142,7 +156,9 @@ impl Reader<'_> {
             .ok_or_else(|| corrupt(&format!("map ends inside a {what}")))?;
         let raw = &self.bytes[self.pos..end];
         self.pos = end;
-        String::from_utf8(raw.to_vec()).map_err(|_| corrupt(&format!("a {what} is not UTF-8")))
+        std::str::from_utf8(raw)
+            .map(str::to_owned)
+            .map_err(|_| corrupt(&format!("a {what} is not UTF-8")))
     }
 }
 
