@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Every test of the project, in the order a failure is cheapest to see:
+# format, lints, docs, unit and integration tests, model checks, scenario gate,
+# bench smoke. Run from anywhere: `bash ci/test.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+section() { printf '\n== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
+start=$(date +%s)
+
+section "format"
+cargo fmt --all -- --check
+
+section "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+section "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+section "build"
+cargo build --workspace --locked
+
+section "tests"
+cargo test --workspace --locked
+
+if [[ -x ci/models.sh ]]; then
+    section "models (loom, shuttle)"
+    bash ci/models.sh
+fi
+
+if [[ -x ci/gate.sh ]]; then
+    section "scenario gate"
+    bash ci/gate.sh
+fi
+
+section "bench smoke"
+cargo bench -p clobber-benches --locked -- --test
+
+printf '\nall checks passed in %ss\n' "$(( $(date +%s) - start ))"
