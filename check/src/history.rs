@@ -142,41 +142,66 @@ impl Record {
     /// # Errors
     /// A message naming the missing or extra field.
     pub fn validate(&self) -> Result<(), String> {
-        let needs_key = matches!(self.op, Op::Set | Op::Get | Op::Delete);
-        if needs_key && self.key.is_none() {
-            return Err(format!("{} needs a \"key\"", self.op));
-        }
-        if !needs_key && self.key.is_some() {
-            return Err(format!("{} takes no \"key\"", self.op));
-        }
-        if self.op == Op::Set && self.value.is_none() {
-            return Err("set needs the \"value\" it wrote".into());
-        }
-        if self.op == Op::Get && self.outcome == Outcome::Ok && self.value.is_none() {
-            return Err("get with outcome ok needs the \"value\" it read".into());
-        }
-        if self.op == Op::List && self.outcome == Outcome::Ok && self.keys.is_none() {
-            return Err("list with outcome ok needs \"keys\"".into());
-        }
-        if self.outcome == Outcome::NotFound && !matches!(self.op, Op::Get | Op::Delete) {
-            return Err(format!("{} cannot end not_found", self.op));
-        }
-        match (self.outcome, self.complete_ns) {
-            (Outcome::Unknown, Some(_)) => {
-                return Err("outcome unknown must have \"complete_ns\": null".into());
-            }
-            (Outcome::Unknown, None) => {}
-            (_, None) => return Err(format!("outcome {} needs \"complete_ns\"", self.outcome)),
-            (_, Some(c)) if c < self.invoke_ns => {
-                return Err(format!(
-                    "complete_ns {c} is before invoke_ns {}",
-                    self.invoke_ns
-                ));
-            }
-            _ => {}
-        }
-        Ok(())
+        validate_fields(&Fields {
+            op: self.op,
+            outcome: self.outcome,
+            has_key: self.key.is_some(),
+            has_value: self.value.is_some(),
+            has_keys: self.keys.is_some(),
+            invoke_ns: self.invoke_ns,
+            complete_ns: self.complete_ns,
+        })
     }
+}
+
+/// The fields of a record that [`validate_fields`] looks at.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fields {
+    pub op: Op,
+    pub outcome: Outcome,
+    pub has_key: bool,
+    pub has_value: bool,
+    pub has_keys: bool,
+    pub invoke_ns: u64,
+    pub complete_ns: Option<u64>,
+}
+
+/// Check a record's fields agree with its op and outcome.
+pub(crate) fn validate_fields(f: &Fields) -> Result<(), String> {
+    let needs_key = matches!(f.op, Op::Set | Op::Get | Op::Delete);
+    if needs_key && !f.has_key {
+        return Err(format!("{} needs a \"key\"", f.op));
+    }
+    if !needs_key && f.has_key {
+        return Err(format!("{} takes no \"key\"", f.op));
+    }
+    if f.op == Op::Set && !f.has_value {
+        return Err("set needs the \"value\" it wrote".into());
+    }
+    if f.op == Op::Get && f.outcome == Outcome::Ok && !f.has_value {
+        return Err("get with outcome ok needs the \"value\" it read".into());
+    }
+    if f.op == Op::List && f.outcome == Outcome::Ok && !f.has_keys {
+        return Err("list with outcome ok needs \"keys\"".into());
+    }
+    if f.outcome == Outcome::NotFound && !matches!(f.op, Op::Get | Op::Delete) {
+        return Err(format!("{} cannot end not_found", f.op));
+    }
+    match (f.outcome, f.complete_ns) {
+        (Outcome::Unknown, Some(_)) => {
+            return Err("outcome unknown must have \"complete_ns\": null".into());
+        }
+        (Outcome::Unknown, None) => {}
+        (_, None) => return Err(format!("outcome {} needs \"complete_ns\"", f.outcome)),
+        (_, Some(c)) if c < f.invoke_ns => {
+            return Err(format!(
+                "complete_ns {c} is before invoke_ns {}",
+                f.invoke_ns
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Read a JSON-lines history, validating every record. Blank lines are skipped.

@@ -1,0 +1,300 @@
+//! Checking a whole history: partition, decide each part (fast path, then search),
+//! shrink witnesses, collect lost writes, report.
+
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use crate::fast::{self, FastVerdict};
+use crate::history::Record;
+use crate::lost;
+use crate::model::kv::KvHistory;
+use crate::model::register::{ABSENT, Condition, RegEntry, Register, UniquePrune};
+use crate::report::{
+    CheckReport, LostWrite, Method, Observation, PartitionReport, Verdict, Witness, WitnessOp,
+};
+use crate::search::{self, Budget};
+use crate::shrink;
+
+/// Limits and switches for a check.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// Wall-time budget for the whole check; partitions still undecided when it runs
+    /// out are `Unknown`.
+    pub time_budget: Duration,
+    /// Memory budget for the search caches of all partitions together (bytes).
+    pub memory_budget: usize,
+    /// Shrink violating partitions to a minimal witness.
+    pub shrink: bool,
+    /// Use the unique-value fast path where it applies (turn off to force the search,
+    /// e.g. to compare the two).
+    pub fast_path: bool,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            time_budget: Duration::from_secs(60),
+            memory_budget: 1 << 30,
+            shrink: true,
+            fast_path: true,
+        }
+    }
+}
+
+/// The decision on one register partition, with indices into the partition.
+#[derive(Debug, Clone)]
+pub(crate) struct PartDecision {
+    pub verdict: Verdict,
+    pub method: Method,
+    /// Witness operations (indices into the partition), why, and whether minimal.
+    pub witness: Option<(Vec<usize>, String, bool)>,
+    pub reason: Option<String>,
+}
+
+/// Indeterminate operations that can be dropped without changing the verdict: an
+/// indeterminate write of a value nobody requires, in a partition where no operation
+/// requires the value to be *different* from something. Taking effect could only
+/// hide earlier values from later operations, and "never took effect" is allowed.
+fn droppable(ops: &[RegEntry]) -> Vec<bool> {
+    let mut needs_is = std::collections::HashSet::new();
+    let mut any_is_not = false;
+    for op in ops {
+        match Register::condition(op.input, op.output) {
+            Condition::Is(v) => {
+                needs_is.insert(v);
+            }
+            Condition::IsNot(_) => any_is_not = true,
+            _ => {}
+        }
+    }
+    ops.iter()
+        .map(|op| {
+            op.complete.is_none()
+                && !any_is_not
+                && Register::effect(op.input, op.output)
+                    .is_some_and(|v| v != ABSENT && !needs_is.contains(&v))
+        })
+        .collect()
+}
+
+/// Is this sub-history non-linearizable (a definite answer)?
+pub(crate) fn is_violation(model: &Register<'_>, ops: &[RegEntry], budget: &Budget) -> bool {
+    decide(model, ops, true, budget).verdict == Verdict::Violation
+}
+
+/// Decide one partition without shrinking.
+pub(crate) fn decide(
+    model: &Register<'_>,
+    ops: &[RegEntry],
+    fast_path: bool,
+    budget: &Budget,
+) -> PartDecision {
+    let drop = droppable(ops);
+    let kept: Vec<usize> = (0..ops.len()).filter(|&i| !drop[i]).collect();
+    let sub: Vec<RegEntry> = kept.iter().map(|&i| ops[i].clone()).collect();
+    if fast_path {
+        match fast::check(&sub) {
+            FastVerdict::Ok => {
+                return PartDecision {
+                    verdict: Verdict::Ok,
+                    method: Method::FastPath,
+                    witness: None,
+                    reason: None,
+                };
+            }
+            FastVerdict::Violation { ops: w, why } => {
+                return PartDecision {
+                    verdict: Verdict::Violation,
+                    method: Method::FastPath,
+                    witness: Some((w.iter().map(|&i| kept[i]).collect(), why, false)),
+                    reason: None,
+                };
+            }
+            FastVerdict::Undecided | FastVerdict::NotApplicable => {}
+        }
+    }
+    let mut prune = UniquePrune::new(&sub);
+    match search::search(model, &sub, &mut prune, budget) {
+        search::Outcome::Ok => PartDecision {
+            verdict: Verdict::Ok,
+            method: Method::Search,
+            witness: None,
+            reason: None,
+        },
+        search::Outcome::Violation { frontier } => PartDecision {
+            verdict: Verdict::Violation,
+            method: Method::Search,
+            witness: Some((
+                vec![kept[frontier]],
+                "no order of these operations is legal for a register".into(),
+                false,
+            )),
+            reason: None,
+        },
+        search::Outcome::Unknown(reason) => PartDecision {
+            verdict: Verdict::Unknown,
+            method: Method::Search,
+            witness: None,
+            reason: Some(reason),
+        },
+    }
+}
+
+/// Decide one partition and, for a violation, shrink its witness.
+pub(crate) fn check_partition(
+    model: &Register<'_>,
+    ops: &[RegEntry],
+    options: &CheckOptions,
+    budget: &Budget,
+) -> PartDecision {
+    let mut d = decide(model, ops, options.fast_path, budget);
+    if d.verdict == Verdict::Violation
+        && options.shrink
+        && let Some((seed, why, _)) = d.witness.take()
+    {
+        let (ops_w, minimal) = shrink::shrink(model, ops, &seed, budget);
+        d.witness = Some((ops_w, why, minimal));
+    }
+    d
+}
+
+/// Check a key-value history (the harness's records) for linearizability and lost
+/// writes.
+#[must_use]
+pub fn check_kv(history: &[Record], options: &CheckOptions) -> CheckReport {
+    check_kv_history(&KvHistory::from_records(history), options)
+}
+
+/// Check an interned key-value history.
+#[must_use]
+pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
+    let started = Instant::now();
+    let budget = Budget::new(options.time_budget, options.memory_budget);
+    let model = Register { values: &h.values };
+    let (per_key, shared) = h.split();
+    let mut keys: Vec<u32> = (1..u32::try_from(per_key.len()).expect("fewer than 2^32 keys"))
+        .filter(|&k| !per_key[k as usize].is_empty() || !shared.is_empty())
+        .collect();
+    keys.sort_unstable_by_key(|&k| std::cmp::Reverse(per_key[k as usize].len()));
+    let results: Vec<(PartitionReport, Vec<LostWrite>, usize)> = keys
+        .par_iter()
+        .with_max_len(1)
+        .map(|&key| {
+            let ops = h.project(key, &per_key[key as usize], &shared);
+            let d = check_partition(&model, &ops, options, &budget);
+            let key_name = h.keys.name(key).to_owned();
+            let (lost, acked) = lost::lost_writes(&ops);
+            let lost = lost
+                .into_iter()
+                .map(|(w, o)| {
+                    let wr = &ops[w];
+                    let ob = &ops[o];
+                    LostWrite {
+                        key: key_name.clone(),
+                        value: h.values.name(h.ops[wr.source].value).to_owned(),
+                        process: wr.process,
+                        record: wr.source,
+                        invoke_ns: wr.invoke,
+                        complete_ns: wr.end(),
+                        observed_by: Observation {
+                            record: ob.source,
+                            process: ob.process,
+                            op: describe_kv(h, ob.source),
+                            invoke_ns: ob.invoke,
+                            complete_ns: ob.complete,
+                        },
+                    }
+                })
+                .collect::<Vec<_>>();
+            let mut verdict = d.verdict;
+            if !lost.is_empty() && verdict != Verdict::Violation {
+                // Cannot happen if both analyses are right; never hide it.
+                verdict = Verdict::Violation;
+            }
+            let report = PartitionReport {
+                key: key_name,
+                verdict,
+                operations: ops.len(),
+                method: d.method,
+                witness: d.witness.map(|(w, why, minimal)| Witness {
+                    explanation: why,
+                    ops: witness_ops(h, &ops, &w),
+                    minimal,
+                }),
+                reason: d.reason,
+            };
+            (report, lost, acked)
+        })
+        .collect();
+    let mut report = CheckReport {
+        model: "kv".into(),
+        verdict: Verdict::Ok,
+        operations: h.ops.len(),
+        partitions: Vec::with_capacity(results.len()),
+        lost_writes: Vec::new(),
+        acknowledged_writes: 0,
+        notes: Vec::new(),
+        elapsed_ms: 0.0,
+    };
+    for (p, lost, acked) in results {
+        report.partitions.push(p);
+        report.lost_writes.extend(lost);
+        report.acknowledged_writes += acked;
+    }
+    if h.has_multi_key_ops() {
+        report.notes.push(
+            "list and clear were checked per key (each key may see them at a different \
+             instant); a violation that needs one instant across keys is not detected"
+                .into(),
+        );
+    }
+    report.finish();
+    report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    report
+}
+
+fn witness_ops(h: &KvHistory, ops: &[RegEntry], w: &[usize]) -> Vec<WitnessOp> {
+    let mut v: Vec<WitnessOp> = w
+        .iter()
+        .map(|&i| {
+            let e = &ops[i];
+            WitnessOp {
+                record: e.source,
+                process: e.process,
+                op: describe_kv(h, e.source),
+                invoke_ns: e.invoke,
+                complete_ns: e.complete,
+            }
+        })
+        .collect();
+    v.sort_by_key(|o| (o.invoke_ns, o.record));
+    v
+}
+
+/// `set k=v -> ok`, `get k -> v`, `get k -> not found`, `list -> [a, b]`, ...
+pub(crate) fn describe_kv(h: &KvHistory, record: usize) -> String {
+    use crate::history::{Op, Outcome};
+    let op = &h.ops[record];
+    let key = h.keys.name(op.key);
+    let value = h.values.name(op.value);
+    let outcome = match op.outcome {
+        Outcome::Ok => "ok",
+        Outcome::NotFound => "not found",
+        Outcome::Fail => "fail",
+        Outcome::Unknown => "unknown",
+    };
+    match (op.op, op.outcome) {
+        (Op::Set, _) => format!("set {key}={value} -> {outcome}"),
+        (Op::Get, Outcome::Ok) => format!("get {key} -> {value}"),
+        (Op::Get | Op::Delete, _) => format!("{} {key} -> {outcome}", op.op),
+        (Op::List, Outcome::Ok) => {
+            let names: Vec<&str> = h.lists[op.list as usize]
+                .iter()
+                .map(|&k| h.keys.name(k))
+                .collect();
+            format!("list -> [{}]", names.join(", "))
+        }
+        (Op::List | Op::Clear, _) => format!("{} -> {outcome}", op.op),
+    }
+}

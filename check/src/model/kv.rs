@@ -1,0 +1,284 @@
+//! The key-value store model: `set` / `get` / `delete` / `list` / `clear`, checked
+//! as one [`Register`](super::register::Register) per key.
+//!
+//! # Partitioning, and what `list` and `clear` become
+//! Single-key operations commute across keys, so a history of single-key operations
+//! is linearizable iff each key's sub-history is (Herlihy & Wing's locality; the
+//! "P-compositionality" Porcupine exploits). `list` and `clear` span keys. We
+//! **project** them onto every key the history mentions:
+//! - `clear` becomes, on each key, an unconditional removal at the same interval;
+//! - `list` becomes, on each key, an observation: "present" if the key was listed,
+//!   "absent" otherwise.
+//!
+//! Each key is then checked alone. This is **sound for violations** (a key whose
+//! projection cannot be linearized proves the whole history cannot), but not
+//! complete: the projection lets a `list` or `clear` take effect at a different
+//! instant on each key, so a history where no *single* instant fits every key at once
+//! passes. The report says so in a note whenever the history contains a `list` or a
+//! `clear`. The price of an exact check would be a search over the whole map, which is
+//! exponential in the number of concurrent operations on all keys together.
+//!
+//! # Outcomes
+//! `fail` operations are dropped (they did not happen); `unknown` mutations may take
+//! effect at any time after their invocation, or never; `unknown` reads are dropped
+//! (they constrain nothing). An `unknown` `delete` becomes an unconditional removal
+//! (if it happened, the key was absent afterwards either way).
+
+use std::borrow::Cow;
+use std::io::BufRead;
+
+use serde::Deserialize;
+
+use super::Entry;
+use super::register::{ABSENT, Action, RegEntry, Reply};
+use crate::history::{Fields, Op, Outcome, ParseError, Record, validate_fields};
+use crate::intern::Interner;
+
+/// "No key" in [`KvOp::key`].
+pub const NO_KEY: u32 = 0;
+/// "No list" in [`KvOp::list`].
+pub const NO_LIST: u32 = u32::MAX;
+
+/// One operation of a [`KvHistory`], with its strings interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvOp {
+    /// The process.
+    pub process: u64,
+    /// Invoke time (ns).
+    pub invoke: u64,
+    /// Completion time (ns), `None` for `unknown`.
+    pub complete: Option<u64>,
+    /// The key, or [`NO_KEY`].
+    pub key: u32,
+    /// The value written or read, or [`ABSENT`].
+    pub value: u32,
+    /// Index into [`KvHistory::lists`] for `list`/`ok`, or [`NO_LIST`].
+    pub list: u32,
+    /// The operation.
+    pub op: Op,
+    /// Its outcome.
+    pub outcome: Outcome,
+}
+
+/// A key-value history with interned keys and values: the checker's input.
+#[derive(Debug, Clone)]
+pub struct KvHistory {
+    /// Key names (id 0 = no key).
+    pub keys: Interner,
+    /// Value names (id 0 = absent).
+    pub values: Interner,
+    /// The operations, in record order.
+    pub ops: Vec<KvOp>,
+    /// The key sets seen by `list` operations.
+    pub lists: Vec<Vec<u32>>,
+}
+
+impl Default for KvHistory {
+    fn default() -> Self {
+        KvHistory {
+            keys: Interner::new("<no key>"),
+            values: Interner::new("<absent>"),
+            ops: Vec::new(),
+            lists: Vec::new(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordRef<'a> {
+    process: u64,
+    op: Op,
+    #[serde(default, borrow)]
+    key: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    value: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    keys: Option<Vec<Cow<'a, str>>>,
+    outcome: Outcome,
+    invoke_ns: u64,
+    complete_ns: Option<u64>,
+    #[serde(default, borrow)]
+    #[allow(dead_code)]
+    error: Option<Cow<'a, str>>,
+}
+
+impl KvHistory {
+    /// Intern a list of records (already validated, e.g. by
+    /// [`read_jsonl`](crate::history::read_jsonl) or by the harness that wrote them).
+    #[must_use]
+    pub fn from_records(records: &[Record]) -> Self {
+        let mut h = KvHistory::default();
+        h.ops.reserve(records.len());
+        for r in records {
+            h.push(
+                r.process,
+                r.op,
+                r.key.as_deref(),
+                r.value.as_deref(),
+                r.keys.as_ref().map(|ks| ks.iter().map(String::as_str)),
+                r.outcome,
+                r.invoke_ns,
+                r.complete_ns,
+            );
+        }
+        h
+    }
+
+    /// Read a JSON-lines history straight into interned form (no `Record` is kept,
+    /// so a million operations fit in a few tens of megabytes).
+    ///
+    /// # Errors
+    /// [`ParseError`] naming the first bad line.
+    pub fn read_jsonl(mut input: impl BufRead) -> Result<Self, ParseError> {
+        let mut h = KvHistory::default();
+        let mut line = String::new();
+        let mut line_no = 0;
+        loop {
+            line.clear();
+            line_no += 1;
+            let n = input.read_line(&mut line).map_err(|e| ParseError {
+                line: line_no,
+                message: e.to_string(),
+            })?;
+            if n == 0 {
+                break;
+            }
+            if line.trim().is_empty() {
+                continue;
+            }
+            let r: RecordRef<'_> = serde_json::from_str(&line).map_err(|e| ParseError {
+                line: line_no,
+                message: e.to_string(),
+            })?;
+            validate_fields(&Fields {
+                op: r.op,
+                outcome: r.outcome,
+                has_key: r.key.is_some(),
+                has_value: r.value.is_some(),
+                has_keys: r.keys.is_some(),
+                invoke_ns: r.invoke_ns,
+                complete_ns: r.complete_ns,
+            })
+            .map_err(|message| ParseError {
+                line: line_no,
+                message,
+            })?;
+            h.push(
+                r.process,
+                r.op,
+                r.key.as_deref(),
+                r.value.as_deref(),
+                r.keys.as_ref().map(|ks| ks.iter().map(|k| &**k)),
+                r.outcome,
+                r.invoke_ns,
+                r.complete_ns,
+            );
+        }
+        Ok(h)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push<'k>(
+        &mut self,
+        process: u64,
+        op: Op,
+        key: Option<&str>,
+        value: Option<&str>,
+        keys: Option<impl Iterator<Item = &'k str>>,
+        outcome: Outcome,
+        invoke: u64,
+        complete: Option<u64>,
+    ) {
+        let key = key.map_or(NO_KEY, |k| self.keys.intern(k));
+        let value = value.map_or(ABSENT, |v| self.values.intern(v));
+        let list = match keys {
+            Some(ks) if op == Op::List && outcome == Outcome::Ok => {
+                let mut ids: Vec<u32> = ks.map(|k| self.keys.intern(k)).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                self.lists.push(ids);
+                u32::try_from(self.lists.len() - 1).expect("fewer than 2^32 lists")
+            }
+            _ => NO_LIST,
+        };
+        self.ops.push(KvOp {
+            process,
+            invoke,
+            complete,
+            key,
+            value,
+            list,
+            op,
+            outcome,
+        });
+    }
+
+    /// The record indices of each key's single-key operations, and the indices of the
+    /// multi-key operations (`list`, `clear`) shared by every key.
+    #[must_use]
+    pub fn split(&self) -> (Vec<Vec<u32>>, Vec<u32>) {
+        let mut per_key: Vec<Vec<u32>> = vec![Vec::new(); self.keys.len()];
+        let mut shared = Vec::new();
+        for (i, op) in self.ops.iter().enumerate() {
+            let i = u32::try_from(i).expect("fewer than 2^32 operations");
+            if op.key == NO_KEY {
+                if matches!(op.outcome, Outcome::Ok | Outcome::Unknown) {
+                    shared.push(i);
+                }
+            } else {
+                per_key[op.key as usize].push(i);
+            }
+        }
+        (per_key, shared)
+    }
+
+    /// The register operations of `key`: its own operations and the projection of
+    /// the shared `list`/`clear` operations (see the module docs).
+    #[must_use]
+    pub fn project(&self, key: u32, own: &[u32], shared: &[u32]) -> Vec<RegEntry> {
+        let mut out = Vec::with_capacity(own.len() + shared.len());
+        for &i in own.iter().chain(shared) {
+            let op = &self.ops[i as usize];
+            let (action, reply) = match (op.op, op.outcome) {
+                (_, Outcome::Fail) => continue,
+                (Op::Set, _) => (Action::Write(op.value), Reply::Ok),
+                (Op::Get, Outcome::Ok) => (Action::Read, Reply::Value(op.value)),
+                (Op::Get, Outcome::NotFound) => (Action::Read, Reply::Value(ABSENT)),
+                (Op::Delete, Outcome::Ok) => (Action::Delete, Reply::Ok),
+                (Op::Delete, Outcome::NotFound) => (Action::Delete, Reply::NotFound),
+                (Op::Delete | Op::Clear, Outcome::Unknown) => (Action::Clear, Reply::Ok),
+                (Op::Clear, _) => (Action::Clear, Reply::Ok),
+                (Op::List, Outcome::Ok) => {
+                    let listed = self.lists[op.list as usize].binary_search(&key).is_ok();
+                    let reply = if listed {
+                        Reply::Present
+                    } else {
+                        Reply::Value(ABSENT)
+                    };
+                    (Action::Read, reply)
+                }
+                // Reads whose result is unknown constrain nothing.
+                (Op::Get | Op::List, _) => continue,
+            };
+            out.push(Entry {
+                process: op.process,
+                invoke: op.invoke,
+                complete: op.complete,
+                input: action,
+                output: reply,
+                source: i as usize,
+            });
+        }
+        out
+    }
+
+    /// Does the history contain a `list` or a `clear` that took (or may have taken)
+    /// effect?
+    #[must_use]
+    pub fn has_multi_key_ops(&self) -> bool {
+        self.ops
+            .iter()
+            .any(|o| o.key == NO_KEY && matches!(o.outcome, Outcome::Ok | Outcome::Unknown))
+    }
+}

@@ -1,0 +1,327 @@
+//! The general linearizability search, for partitions the fast path cannot decide.
+//!
+//! This is the backtracking search of Wing & Gong ("Testing and verifying concurrent
+//! objects", 1993) organised the way Lowe describes ("Testing for linearizability",
+//! 2017): operations are linearized *just in time*, when the history reaches an
+//! operation's completion and it has not been linearized yet; at that point the
+//! search may linearize any of the pending operations first, one at a time, and
+//! backtracks when no order works. Configurations already shown to fail are memoised.
+//!
+//! What differs from Porcupine's rendering of the same idea is the memo key. A
+//! configuration is identified by the position in the event list, the set of
+//! *pending* operations already linearized and the model state. Everything before the
+//! position is linearized in every configuration at that position, so the pending
+//! window (at most 128 operations; one bit each in a `u128`) is all the key needs:
+//! each entry costs a few dozen bytes and hashes in O(1), instead of an n-bit bitset
+//! per entry. Memory stays proportional to the number of failed configurations times
+//! the window, not to the history length squared.
+//!
+//! Operations that never completed (`complete == None`) stay pending to the end and
+//! are never required: each may be linearized at any time after its invocation, or
+//! not at all.
+//!
+//! An optional [`Prune`] lets a model cut branches it knows are dead; the register
+//! model uses it when values are unique (a value still awaited by a pending read may
+//! not be overwritten).
+
+use std::collections::HashSet;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use crate::model::{Entry, Model};
+
+/// Limits shared by every partition of one check.
+#[derive(Debug)]
+pub struct Budget {
+    /// Give up after this instant.
+    pub deadline: Instant,
+    /// Give up when the memo caches of all partitions together exceed this (bytes).
+    pub memory_limit: usize,
+    /// Bytes currently held by memo caches.
+    pub memory_used: AtomicUsize,
+    /// Set by anyone to stop every search.
+    pub cancelled: AtomicBool,
+}
+
+impl Budget {
+    /// A budget of `time` and `memory_limit` bytes starting now.
+    #[must_use]
+    pub fn new(time: std::time::Duration, memory_limit: usize) -> Self {
+        Budget {
+            deadline: Instant::now() + time,
+            memory_limit,
+            memory_used: AtomicUsize::new(0),
+            cancelled: AtomicBool::new(false),
+        }
+    }
+
+    fn exceeded(&self) -> Option<String> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            return Some("cancelled".into());
+        }
+        if Instant::now() > self.deadline {
+            return Some("time budget exceeded".into());
+        }
+        let used = self.memory_used.load(Ordering::Relaxed);
+        if used > self.memory_limit {
+            return Some(format!(
+                "memory budget exceeded ({} MiB of search caches)",
+                used >> 20
+            ));
+        }
+        None
+    }
+}
+
+/// The result of a search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A linearization exists.
+    Ok,
+    /// None exists. `frontier` is the completion event the search could never get
+    /// past (an index into the history slice: the op that could not be linearized in
+    /// the deepest configuration reached).
+    Violation {
+        /// Index (into the searched slice) of the operation at the deepest failure.
+        frontier: usize,
+    },
+    /// The budget ran out, or the window exceeded 128 operations.
+    Unknown(String),
+}
+
+/// Domain knowledge that lets the search skip dead branches. It must never reject a
+/// step that some linearization takes.
+pub trait Prune<M: Model> {
+    /// May operation `op` be linearized next from `state`?
+    fn allows(&self, state: &M::State, op: usize) -> bool;
+    /// `op` was linearized.
+    fn apply(&mut self, op: usize);
+    /// `op` was un-linearized (backtracking).
+    fn undo(&mut self, op: usize);
+}
+
+/// No pruning.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPrune;
+
+impl<M: Model> Prune<M> for NoPrune {
+    fn allows(&self, _: &M::State, _: usize) -> bool {
+        true
+    }
+    fn apply(&mut self, _: usize) {}
+    fn undo(&mut self, _: usize) {}
+}
+
+#[derive(Clone, Copy)]
+enum Event {
+    Invoke(u32),
+    Complete(u32),
+}
+
+struct Frame<S> {
+    e: usize,
+    lin: u128,
+    state: S,
+    /// The candidate applied from this frame, if any.
+    applied: Option<u32>,
+    /// Has the completing operation itself been tried?
+    tried_first: bool,
+    /// The last other candidate tried, by (end, index).
+    cursor: Option<(u64, u32)>,
+}
+
+const MEMO_ENTRY_BYTES: usize = 64;
+
+/// Search for a linearization of `history` (one partition) under `model`.
+pub fn search<M: Model, P: Prune<M>>(
+    model: &M,
+    history: &[Entry<M::Input, M::Output>],
+    prune: &mut P,
+    budget: &Budget,
+) -> Outcome
+where
+    M::State: Hash + Eq,
+{
+    let n = history.len();
+    let Ok(n32) = u32::try_from(n) else {
+        return Outcome::Unknown("partition too large".into());
+    };
+    let mut events = Vec::with_capacity(2 * n);
+    for i in 0..n32 {
+        events.push(Event::Invoke(i));
+        if history[i as usize].complete.is_some() {
+            events.push(Event::Complete(i));
+        }
+    }
+    let key = |ev: &Event| match *ev {
+        Event::Invoke(i) => (history[i as usize].invoke, 0u8, i),
+        Event::Complete(i) => (history[i as usize].end(), 1u8, i),
+    };
+    events.sort_unstable_by_key(key);
+
+    // Static slot assignment: an op takes the lowest free slot at its invocation.
+    let mut slot = vec![0u8; n];
+    {
+        let mut free: u128 = !0;
+        for ev in &events {
+            match *ev {
+                Event::Invoke(i) => {
+                    if free == 0 {
+                        return Outcome::Unknown(
+                            "more than 128 operations pending at once on one partition".into(),
+                        );
+                    }
+                    let s = free.trailing_zeros();
+                    free &= !(1u128 << s);
+                    slot[i as usize] = u8::try_from(s).expect("slot < 128");
+                }
+                Event::Complete(i) => free |= 1u128 << slot[i as usize],
+            }
+        }
+    }
+    let bit = |i: u32| 1u128 << slot[i as usize];
+
+    let mut window: u128 = 0;
+    let mut slot_op = [u32::MAX; 128];
+    let mut cur_e = 0usize;
+    let mut memo: HashSet<(u32, u128, M::State)> = HashSet::new();
+    let mut stack: Vec<Frame<M::State>> = Vec::new();
+    let mut deepest = (0usize, 0usize);
+    let mut steps = 0u64;
+
+    let mut lin: u128 = 0;
+    let mut state = model.init();
+    let outcome = 'search: loop {
+        // Advance through invocations and completions of linearized operations.
+        let mut e = cur_e;
+        while e < events.len() {
+            match events[e] {
+                Event::Invoke(i) => {
+                    window |= bit(i);
+                    slot_op[slot[i as usize] as usize] = i;
+                }
+                Event::Complete(i) => {
+                    if lin & bit(i) == 0 {
+                        break;
+                    }
+                    lin &= !bit(i);
+                    window &= !bit(i);
+                }
+            }
+            e += 1;
+        }
+        cur_e = e;
+        if e == events.len() {
+            break 'search Outcome::Ok;
+        }
+        let Event::Complete(x) = events[e] else {
+            unreachable!("the loop stops only at a completion")
+        };
+        if e > deepest.0 {
+            deepest = (e, x as usize);
+        }
+        let e32 = u32::try_from(e).expect("fewer than 2^32 events");
+        let mut backtrack = false;
+        if !memo.contains(&(e32, lin, state.clone())) {
+            stack.push(Frame {
+                e,
+                lin,
+                state: state.clone(),
+                applied: None,
+                tried_first: false,
+                cursor: None,
+            });
+        }
+        // Pick the next candidate from the top frame, backtracking as needed.
+        loop {
+            steps += 1;
+            if steps.is_multiple_of(4096)
+                && let Some(reason) = budget.exceeded()
+            {
+                break 'search Outcome::Unknown(reason);
+            }
+            if backtrack {
+                // The top frame is exhausted (or was memoised): drop back to its parent.
+                if let Some(done) = stack.pop() {
+                    if let Some(a) = done.applied {
+                        prune.undo(a as usize);
+                    }
+                    let fe = u32::try_from(done.e).expect("fewer than 2^32 events");
+                    if memo.insert((fe, done.lin, done.state)) {
+                        budget
+                            .memory_used
+                            .fetch_add(MEMO_ENTRY_BYTES, Ordering::Relaxed);
+                    }
+                }
+                backtrack = false;
+            }
+            let Some(frame) = stack.last_mut() else {
+                break 'search Outcome::Violation {
+                    frontier: deepest.1,
+                };
+            };
+            // Rewind the window to the frame's position.
+            while cur_e > frame.e {
+                cur_e -= 1;
+                match events[cur_e] {
+                    Event::Invoke(i) => window &= !bit(i),
+                    Event::Complete(i) => {
+                        window |= bit(i);
+                        slot_op[slot[i as usize] as usize] = i;
+                    }
+                }
+            }
+            if let Some(a) = frame.applied.take() {
+                prune.undo(a as usize);
+            }
+            let Event::Complete(x) = events[frame.e] else {
+                unreachable!("frames sit at completions")
+            };
+            let mut next = None;
+            if !frame.tried_first {
+                frame.tried_first = true;
+                next = Some(x);
+            }
+            if next.is_none() {
+                // The pending, unlinearized op with the smallest (end, index) after the cursor.
+                let mut best: Option<(u64, u32)> = None;
+                let mut bits = window & !frame.lin & !bit(x);
+                while bits != 0 {
+                    let s = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    let i = slot_op[s as usize];
+                    let k = (history[i as usize].end(), i);
+                    if frame.cursor.is_none_or(|c| k > c) && best.is_none_or(|b| k < b) {
+                        best = Some(k);
+                    }
+                }
+                if let Some(k) = best {
+                    frame.cursor = Some(k);
+                    next = Some(k.1);
+                }
+            }
+            let Some(y) = next else {
+                backtrack = true;
+                continue;
+            };
+            let op = &history[y as usize];
+            if !prune.allows(&frame.state, y as usize) {
+                continue;
+            }
+            let Some(new_state) = model.step(&frame.state, &op.input, &op.output) else {
+                continue;
+            };
+            prune.apply(y as usize);
+            frame.applied = Some(y);
+            lin = frame.lin | bit(y);
+            state = new_state;
+            cur_e = frame.e;
+            continue 'search;
+        }
+    };
+    budget
+        .memory_used
+        .fetch_sub(memo.len() * MEMO_ENTRY_BYTES, Ordering::Relaxed);
+    outcome
+}
