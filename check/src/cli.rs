@@ -3,13 +3,15 @@
 //! returns the process exit code.
 
 use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 
 use crate::check::{CheckOptions, check_kv_history};
+use crate::generator::{GenOptions, Inject, Mix, generate};
+use crate::history::write_record;
 use crate::model::kv::KvHistory;
 use crate::report::CheckReport;
 
@@ -59,6 +61,9 @@ pub struct CheckArgs {
     /// Do not use the unique-value fast path (search every key).
     #[arg(long)]
     pub no_fast_path: bool,
+    /// Print timings and the peak resident memory to stderr.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 impl CheckArgs {
@@ -105,6 +110,32 @@ pub fn check_main(args: &CheckArgs) -> u8 {
 }
 
 fn run_check(args: &CheckArgs) -> Result<CheckReport, crate::Error> {
+    let started = Instant::now();
+    let report = load_and_check(args)?;
+    if args.stats {
+        let total = started.elapsed().as_secs_f64() * 1e3;
+        eprintln!(
+            "stats: ops={} parse_ms={:.0} check_ms={:.0} total_ms={:.0} peak_rss_mib={}",
+            report.operations,
+            total - report.elapsed_ms,
+            report.elapsed_ms,
+            total,
+            peak_rss_mib().map_or_else(|| "?".to_owned(), |m| m.to_string())
+        );
+    }
+    Ok(report)
+}
+
+/// The peak resident set size of this process (VmHWM), in MiB.
+#[must_use]
+pub fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+fn load_and_check(args: &CheckArgs) -> Result<CheckReport, crate::Error> {
     let open = || {
         File::open(&args.file)
             .map(BufReader::new)
@@ -121,4 +152,133 @@ fn run_check(args: &CheckArgs) -> Result<CheckReport, crate::Error> {
             "format {format:?} with model {model:?} is not supported"
         ))),
     }
+}
+
+/// `clobber gen`: write a synthetic history that is linearizable by construction
+/// (optionally with one planted violation) as JSON lines.
+#[derive(Args, Debug, Clone)]
+pub struct GenArgs {
+    /// Number of operations.
+    #[arg(long, default_value_t = 1000)]
+    pub ops: usize,
+    /// Number of keys.
+    #[arg(long, default_value_t = 10)]
+    pub keys: usize,
+    /// Number of concurrent clients.
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Zipf exponent of key popularity (0 = uniform; 1.0 = a few hot keys).
+    #[arg(long, default_value_t = 0.0)]
+    pub zipf: f64,
+    /// Weight of `set` in the mix.
+    #[arg(long, default_value_t = 45.0)]
+    pub set: f64,
+    /// Weight of `get`.
+    #[arg(long, default_value_t = 45.0)]
+    pub get: f64,
+    /// Weight of `delete`.
+    #[arg(long, default_value_t = 10.0)]
+    pub delete: f64,
+    /// Weight of `list`.
+    #[arg(long, default_value_t = 0.0)]
+    pub list: f64,
+    /// Weight of `clear`.
+    #[arg(long, default_value_t = 0.0)]
+    pub clear: f64,
+    /// Mean latency of an operation, in ms.
+    #[arg(long, default_value_t = 2.0)]
+    pub latency_ms: f64,
+    /// Mean think time between a client's operations, in ms.
+    #[arg(long, default_value_t = 1.0)]
+    pub think_ms: f64,
+    /// Probability that an operation's outcome is unknown.
+    #[arg(long, default_value_t = 0.0)]
+    pub indeterminate: f64,
+    /// Probability that a set rewrites a value already written to its key.
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicates: f64,
+    /// Random seed (printed; the same seed gives the same history).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Plant one violation.
+    #[arg(long, value_enum)]
+    pub inject: Option<InjectArg>,
+    /// Output file (default: stdout).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// A violation to plant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InjectArg {
+    /// A read misses an acknowledged write (sees the state before it).
+    LostWrite,
+    /// A read returns a value overwritten before it began.
+    StaleRead,
+}
+
+impl GenArgs {
+    /// The generator options these flags ask for.
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    pub fn options(&self) -> GenOptions {
+        GenOptions {
+            ops: self.ops,
+            keys: self.keys,
+            clients: self.clients,
+            zipf: self.zipf,
+            mix: Mix {
+                set: self.set,
+                get: self.get,
+                delete: self.delete,
+                list: self.list,
+                clear: self.clear,
+            },
+            latency_ns: (self.latency_ms * 1e6) as u64,
+            think_ns: (self.think_ms * 1e6) as u64,
+            indeterminate: self.indeterminate,
+            duplicates: self.duplicates,
+            seed: self.seed,
+            inject: self.inject.map(|i| match i {
+                InjectArg::LostWrite => Inject::LostWrite,
+                InjectArg::StaleRead => Inject::StaleRead,
+            }),
+        }
+    }
+}
+
+/// Run `clobber gen`; returns the process exit code.
+#[must_use]
+pub fn gen_main(args: &GenArgs) -> u8 {
+    let g = generate(&args.options());
+    eprintln!(
+        "clobber gen: seed {} ({} operations)",
+        args.seed,
+        g.records.len()
+    );
+    if args.inject.is_some() {
+        match g.injected_at {
+            Some(i) => eprintln!("clobber gen: planted violation at record #{i}"),
+            None => {
+                eprintln!("clobber gen: found no place to plant the violation; try another seed");
+                return EXIT_BAD_INPUT;
+            }
+        }
+    }
+    let result = match &args.output {
+        Some(path) => File::create(path).and_then(|f| write_all(BufWriter::new(f), &g.records)),
+        None => write_all(BufWriter::new(std::io::stdout().lock()), &g.records),
+    };
+    if let Err(e) = result {
+        eprintln!("clobber gen: {e}");
+        return EXIT_BAD_INPUT;
+    }
+    0
+}
+
+fn write_all(mut out: impl Write, records: &[crate::history::Record]) -> std::io::Result<()> {
+    for r in records {
+        write_record(&mut out, r)?;
+    }
+    out.flush()
 }

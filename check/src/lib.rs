@@ -43,6 +43,7 @@ mod check;
 pub mod cli;
 mod error;
 pub mod fast;
+pub mod generator;
 pub mod history;
 pub mod intern;
 pub mod lost;
