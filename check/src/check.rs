@@ -49,6 +49,8 @@ pub(crate) struct PartDecision {
     pub method: Method,
     /// Witness operations (indices into the partition), why, and whether minimal.
     pub witness: Option<(Vec<usize>, String, bool)>,
+    /// Further proofs to try when shrinking (the fast path may find several).
+    pub seeds: Vec<(Vec<usize>, String)>,
     pub reason: Option<String>,
 }
 
@@ -101,14 +103,21 @@ pub(crate) fn decide(
                     method: Method::FastPath,
                     witness: None,
                     reason: None,
+                    seeds: Vec::new(),
                 };
             }
-            FastVerdict::Violation { ops: w, why } => {
+            FastVerdict::Violation { proofs } => {
+                let mut seeds: Vec<(Vec<usize>, String)> = proofs
+                    .into_iter()
+                    .map(|(w, why)| (w.iter().map(|&i| kept[i]).collect(), why))
+                    .collect();
+                let (w, why) = seeds.remove(0);
                 return PartDecision {
                     verdict: Verdict::Violation,
                     method: Method::FastPath,
-                    witness: Some((w.iter().map(|&i| kept[i]).collect(), why, false)),
+                    witness: Some((w, why, false)),
                     reason: None,
+                    seeds,
                 };
             }
             FastVerdict::Undecided | FastVerdict::NotApplicable => {}
@@ -121,6 +130,7 @@ pub(crate) fn decide(
             method: Method::Search,
             witness: None,
             reason: None,
+            seeds: Vec::new(),
         },
         search::Outcome::Violation { frontier } => PartDecision {
             verdict: Verdict::Violation,
@@ -131,12 +141,14 @@ pub(crate) fn decide(
                 false,
             )),
             reason: None,
+            seeds: Vec::new(),
         },
         search::Outcome::Unknown(reason) => PartDecision {
             verdict: Verdict::Unknown,
             method: Method::Search,
             witness: None,
             reason: Some(reason),
+            seeds: Vec::new(),
         },
     }
 }
@@ -153,8 +165,9 @@ pub(crate) fn check_partition(
         && options.shrink
         && let Some((seed, why, _)) = d.witness.take()
     {
-        let (ops_w, minimal) = shrink::shrink(model, ops, &seed, budget);
-        d.witness = Some((ops_w, why, minimal));
+        let mut seeds = vec![(seed, why)];
+        seeds.append(&mut d.seeds);
+        d.witness = Some(shrink::shrink(model, ops, seeds, budget));
     }
     d
 }

@@ -40,12 +40,11 @@ use crate::model::register::{ABSENT, Action, Condition, RegEntry, Register, Repl
 pub enum FastVerdict {
     /// Linearizable (exact: the partition had no ambiguity).
     Ok,
-    /// Not linearizable: the indices of the operations that prove it, and why.
+    /// Not linearizable: sets of operations (indices into the partition) that each
+    /// prove it, smallest first, each with a one-sentence reason.
     Violation {
-        /// Indices into the partition.
-        ops: Vec<usize>,
-        /// One sentence.
-        why: String,
+        /// The proofs.
+        proofs: Vec<(Vec<usize>, String)>,
     },
     /// The conditions hold but the partition is ambiguous: search it.
     Undecided,
@@ -76,7 +75,9 @@ const BEFORE_TIME: i128 = -1;
 
 /// Run the fast path on one partition.
 #[must_use]
+#[allow(clippy::collapsible_if, clippy::collapsible_match)]
 pub fn check(ops: &[RegEntry]) -> FastVerdict {
+    let mut proofs = Proofs::default();
     // Classify.
     let mut writer: HashMap<Val, usize> = HashMap::new();
     let mut ambiguous = false;
@@ -102,18 +103,20 @@ pub fn check(ops: &[RegEntry]) -> FastVerdict {
                     continue;
                 }
                 if !writer.contains_key(&v) {
-                    return FastVerdict::Violation {
-                        ops: vec![i],
-                        why: "it read a value that no operation wrote to this key".into(),
-                    };
+                    if proofs.push_capped(
+                        vec![i],
+                        "it read a value that no operation wrote to this key".into(),
+                    ) {
+                        return proofs.verdict();
+                    }
+                    continue;
                 }
                 readers.entry(v).or_default().push(i);
             }
             Condition::Impossible => {
-                return FastVerdict::Violation {
-                    ops: vec![i],
-                    why: "the reply is impossible for the operation".into(),
-                };
+                if proofs.push_capped(vec![i], "the reply is impossible for the operation".into()) {
+                    return proofs.verdict();
+                }
             }
             _ => {}
         }
@@ -136,10 +139,12 @@ pub fn check(ops: &[RegEntry]) -> FastVerdict {
         };
         for &r in rs {
             if end(&ops[r]) < start(&ops[w]) {
-                return FastVerdict::Violation {
-                    ops: vec![w, r],
-                    why: "the read finished before the write of its value began".into(),
-                };
+                if proofs.push_capped(
+                    vec![w, r],
+                    "the read finished before the write of its value began".into(),
+                ) {
+                    return proofs.verdict();
+                }
             }
             if end(&ops[r]) < z.f {
                 z.f = end(&ops[r]);
@@ -167,29 +172,45 @@ pub fn check(ops: &[RegEntry]) -> FastVerdict {
     }
     let mut forward: Vec<Zone> = zones.iter().copied().filter(|z| z.f < z.s).collect();
     forward.sort_unstable_by_key(|z| (z.f, z.s));
-    for pair in forward.windows(2) {
-        let (a, b) = (pair[0], pair[1]);
+    // The forward zone with the latest end among those up to each one.
+    let mut reach: Vec<usize> = Vec::with_capacity(forward.len());
+    for (i, z) in forward.iter().enumerate() {
+        let best = match reach.last() {
+            Some(&b) if forward[b].s >= z.s => b,
+            _ => i,
+        };
+        reach.push(best);
+    }
+    // Zone `i` overlaps an earlier one iff it starts before the latest earlier end.
+    for i in 1..forward.len() {
+        let (a, b) = (forward[reach[i - 1]], forward[i]);
         if b.f < a.s {
-            return FastVerdict::Violation {
-                ops: zone_ops(&[a, b]),
-                why: "two values must each be held over overlapping stretches of time".into(),
-            };
+            if proofs.push_capped(
+                zone_ops(&[a, b]),
+                "two values must each be held over overlapping stretches of time".into(),
+            ) {
+                return proofs.verdict();
+            }
         }
     }
     // The forward zone strictly around [lo, hi], if any.
     let around = |lo: i128, hi: i128| -> Option<Zone> {
         let idx = forward.partition_point(|z| z.f < lo);
-        let z = *forward.get(idx.checked_sub(1)?)?;
+        let z = forward[reach[idx.checked_sub(1)?]];
         (z.s > hi).then_some(z)
     };
     for z in zones.iter().filter(|z| z.f >= z.s) {
         if let Some(fz) = around(z.s, z.f) {
-            return FastVerdict::Violation {
-                ops: zone_ops(&[fz, *z]),
-                why: "a value was written and read entirely while another value had to be held"
-                    .into(),
-            };
+            if proofs.push_capped(
+                zone_ops(&[fz, *z]),
+                "a value was written and read entirely while another value had to be held".into(),
+            ) {
+                return proofs.verdict();
+            }
         }
+    }
+    if !proofs.0.is_empty() {
+        return proofs.verdict();
     }
     if !ambiguous {
         return FastVerdict::Ok;
@@ -207,10 +228,12 @@ pub fn check(ops: &[RegEntry]) -> FastVerdict {
         if point && let Some(fz) = around(start(op), end(op)) {
             let mut w = zone_ops(&[fz]);
             w.push(i);
-            return FastVerdict::Violation {
-                ops: w,
-                why: "the key was absent (or removed) while a value had to be held".into(),
-            };
+            if proofs.push_capped(
+                w,
+                "the key was absent (or removed) while a value had to be held".into(),
+            ) {
+                return proofs.verdict();
+            }
         }
     }
     // Condition 4: absent observations need a source.
@@ -252,12 +275,14 @@ pub fn check(ops: &[RegEntry]) -> FastVerdict {
         if w != usize::MAX && w_end < start(&ops[a]) {
             let mut witness: Vec<usize> = src.into_iter().collect();
             witness.extend([w, a]);
-            return FastVerdict::Violation {
-                ops: witness,
-                why: "the key was found absent after a write finished, and nothing that could \
+            if proofs.push_capped(
+                witness,
+                "the key was found absent after a write finished, and nothing that could \
                       have removed it ran after that write"
                     .into(),
-            };
+            ) {
+                return proofs.verdict();
+            }
         }
     }
     // Condition 5: a delete that found the key (or a list that showed it) needs a write.
@@ -282,25 +307,56 @@ pub fn check(ops: &[RegEntry]) -> FastVerdict {
         }
         let (w_end, w) = write_sources.latest(end(op));
         let Some(w) = w else {
-            return FastVerdict::Violation {
-                ops: vec![d],
-                why: "the key was found present but nothing was written to it before".into(),
-            };
+            if proofs.push_capped(
+                vec![d],
+                "the key was found present but nothing was written to it before".into(),
+            ) {
+                return proofs.verdict();
+            }
+            continue;
         };
         // A definite removal invoked after the write ended and finished before `d`
         // began (`d` itself can never qualify: it does not finish before it begins).
         let k = definite_removals.partition_point(|&r| start(&ops[r]) <= w_end);
         let (r_end, r) = rem_suffix_min[k];
-        if r != usize::MAX && r_end < start(op) {
-            return FastVerdict::Violation {
-                ops: vec![w, r, d],
-                why: "the key was found present after it was removed, and no write ran after \
+        if r != usize::MAX
+            && r_end < start(op)
+            && proofs.push_capped(
+                vec![w, r, d],
+                "the key was found present after it was removed, and no write ran after \
                       the removal"
                     .into(),
-            };
+            )
+        {
+            return proofs.verdict();
         }
     }
-    FastVerdict::Undecided
+    if proofs.0.is_empty() {
+        FastVerdict::Undecided
+    } else {
+        proofs.verdict()
+    }
+}
+
+/// Proofs found so far; collecting several lets the shrinker pick the smallest.
+#[derive(Default)]
+struct Proofs(Vec<(Vec<usize>, String)>);
+
+/// How many proofs to collect before stopping.
+const MAX_PROOFS: usize = 32;
+
+impl Proofs {
+    /// Add one; true when enough are collected.
+    fn push_capped(&mut self, ops: Vec<usize>, why: String) -> bool {
+        self.0.push((ops, why));
+        self.0.len() >= MAX_PROOFS
+    }
+
+    fn verdict(&mut self) -> FastVerdict {
+        let mut proofs = std::mem::take(&mut self.0);
+        proofs.sort_by_key(|p| p.0.len());
+        FastVerdict::Violation { proofs }
+    }
 }
 
 /// The removals sorted by invocation with a running maximum of their completion, to

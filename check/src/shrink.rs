@@ -30,19 +30,49 @@ use crate::search::Budget;
 /// Ops to keep around a search frontier when seeding the shrink.
 const FRONTIER_WINDOW: usize = 128;
 
-/// Shrink: returns the witness (indices into `ops`) and whether it is 1-minimal.
+/// Shrink from each seed (a proof, or a search frontier) and keep the smallest
+/// result: the witness (indices into `ops`), its reason, and whether it is
+/// 1-minimal.
 pub(crate) fn shrink(
     model: &Register<'_>,
     ops: &[RegEntry],
-    seed: &[usize],
+    seeds: Vec<(Vec<usize>, String)>,
     budget: &Budget,
-) -> (Vec<usize>, bool) {
+) -> (Vec<usize>, String, bool) {
     let left = budget.deadline.saturating_duration_since(Instant::now());
     let local = Budget::new(left.min(Duration::from_secs(10)), budget.memory_limit);
+    let mut best: Option<(Vec<usize>, String, bool)> = None;
+    for (seed, why) in seeds {
+        if best.as_ref().is_some_and(|b| b.0.len() <= 2 && b.2) {
+            break;
+        }
+        let (w, minimal) = shrink_one(model, ops, &seed, &local);
+        if best
+            .as_ref()
+            .is_none_or(|b| (w.len(), !minimal) < (b.0.len(), !b.2))
+        {
+            best = Some((w, why, minimal));
+        }
+    }
+    best.unwrap_or_else(|| {
+        (
+            (0..ops.len()).collect(),
+            "no linearization exists".into(),
+            false,
+        )
+    })
+}
+
+fn shrink_one(
+    model: &Register<'_>,
+    ops: &[RegEntry],
+    seed: &[usize],
+    local: &Budget,
+) -> (Vec<usize>, bool) {
     let all: Vec<usize> = (0..ops.len()).collect();
     let oracle = |s: &[usize]| {
         let sub: Vec<RegEntry> = s.iter().map(|&i| ops[i].clone()).collect();
-        is_violation(model, &sub, &local)
+        is_violation(model, &sub, local)
     };
     // Seed: the fast path's proof, or a window of operations around the frontier.
     let mut seed: Vec<usize> = seed.to_vec();

@@ -1,0 +1,199 @@
+//! Property tests: generated histories pass, planted violations are found with small
+//! witnesses, and the fast path, the search and a brute-force oracle agree.
+
+use std::collections::HashSet;
+
+use clobber_check::generator::{GenOptions, Inject, Mix, Rng, generate};
+use clobber_check::history::{Op, Outcome, Record};
+use clobber_check::model::Model;
+use clobber_check::model::kv::KvHistory;
+use clobber_check::model::register::{RegEntry, Register};
+use clobber_check::{CheckOptions, Verdict, check_kv};
+use proptest::prelude::*;
+
+fn mix(kind: u8) -> Mix {
+    match kind {
+        0 => Mix::default(),
+        1 => Mix {
+            set: 40.0,
+            get: 40.0,
+            delete: 10.0,
+            list: 5.0,
+            clear: 5.0,
+        },
+        _ => Mix {
+            set: 50.0,
+            get: 50.0,
+            delete: 0.0,
+            list: 0.0,
+            clear: 0.0,
+        },
+    }
+}
+
+fn small(
+    seed: u64,
+    ops: usize,
+    keys: usize,
+    clients: usize,
+    mix_kind: u8,
+    indet: f64,
+    dups: f64,
+) -> GenOptions {
+    GenOptions {
+        ops,
+        keys,
+        clients,
+        zipf: 0.5,
+        mix: mix(mix_kind),
+        latency_ns: 2_000_000,
+        think_ns: 500_000,
+        indeterminate: indet,
+        duplicates: dups,
+        seed,
+        inject: None,
+    }
+}
+
+fn search_only() -> CheckOptions {
+    CheckOptions {
+        fast_path: false,
+        ..CheckOptions::default()
+    }
+}
+
+/// Is there a legal order? Tries every order consistent with real time (no JIT, no
+/// pruning; memoised on the set done and the state). Indeterminate operations may be
+/// left out.
+fn brute_force(model: &Register<'_>, ops: &[RegEntry]) -> bool {
+    fn go(
+        model: &Register<'_>,
+        ops: &[RegEntry],
+        done: u32,
+        state: u32,
+        seen: &mut HashSet<(u32, u32)>,
+    ) -> bool {
+        let required_left = ops
+            .iter()
+            .enumerate()
+            .any(|(i, o)| done & (1 << i) == 0 && o.complete.is_some());
+        if !required_left {
+            return true;
+        }
+        if !seen.insert((done, state)) {
+            return false;
+        }
+        for (i, o) in ops.iter().enumerate() {
+            if done & (1 << i) != 0 {
+                continue;
+            }
+            let blocked = ops
+                .iter()
+                .enumerate()
+                .any(|(j, p)| done & (1 << j) == 0 && j != i && p.precedes(o));
+            if blocked {
+                continue;
+            }
+            if let Some(s) = model.step(&state, &o.input, &o.output)
+                && go(model, ops, done | (1 << i), s, seen)
+            {
+                return true;
+            }
+        }
+        false
+    }
+    go(model, ops, 0, model.init(), &mut HashSet::new())
+}
+
+/// Change a few reads to other values (or to "not found") to make violations likely.
+fn perturb(records: &mut [Record], rng: &mut Rng, changes: usize) {
+    let values: Vec<String> = records
+        .iter()
+        .filter_map(|r| (r.op == Op::Set).then(|| r.value.clone()).flatten())
+        .collect();
+    let reads: Vec<usize> = (0..records.len())
+        .filter(|&i| records[i].op == Op::Get && records[i].outcome != Outcome::Unknown)
+        .collect();
+    if reads.is_empty() {
+        return;
+    }
+    for _ in 0..changes {
+        let r = &mut records[reads[rng.below(reads.len() as u64) as usize]];
+        if values.is_empty() || rng.below(3) == 0 {
+            r.outcome = Outcome::NotFound;
+            r.value = None;
+        } else {
+            r.outcome = Outcome::Ok;
+            r.value = Some(values[rng.below(values.len() as u64) as usize].clone());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn generated_histories_are_linearizable(
+        seed in any::<u64>(), ops in 1usize..300, keys in 1usize..5, clients in 1usize..8,
+        mix_kind in 0u8..3, indet in prop_oneof![Just(0.0), 0.0f64..0.2],
+        dups in prop_oneof![Just(0.0), 0.0f64..0.3],
+    ) {
+        let g = generate(&small(seed, ops, keys, clients, mix_kind, indet, dups));
+        let report = check_kv(&g.records, &CheckOptions::default());
+        prop_assert_eq!(report.verdict(), Verdict::Ok, "{}", report.render_text());
+        prop_assert!(report.lost_writes.is_empty());
+    }
+
+    #[test]
+    fn planted_violations_are_found_with_tiny_witnesses(
+        seed in any::<u64>(), ops in 50usize..400, keys in 1usize..4, clients in 2usize..8,
+        stale in any::<bool>(), mix_kind in prop_oneof![Just(0u8), Just(2u8)],
+    ) {
+        let mut o = small(seed, ops, keys, clients, mix_kind, 0.0, 0.0);
+        o.inject = Some(if stale { Inject::StaleRead } else { Inject::LostWrite });
+        let g = generate(&o);
+        let Some(at) = g.injected_at else { return Ok(()); };
+        let report = check_kv(&g.records, &CheckOptions::default());
+        prop_assert_eq!(report.verdict(), Verdict::Violation);
+        prop_assert!(!report.lost_writes.is_empty(), "{}", report.render_text());
+        let bad = &report.partitions[0];
+        prop_assert_eq!(bad.verdict, Verdict::Violation);
+        let w = bad.witness.as_ref().expect("a violation has a witness");
+        prop_assert!(w.ops.len() <= 4, "{}", report.render_text());
+        prop_assert!(w.minimal);
+        prop_assert!(w.ops.iter().any(|op| op.record == at), "witness misses the planted read #{at}:\n{}", report.render_text());
+    }
+
+    #[test]
+    fn fast_path_search_and_brute_force_agree(
+        seed in any::<u64>(), ops in 2usize..11, clients in 1usize..5, mix_kind in 0u8..3,
+        indet in prop_oneof![Just(0.0), 0.0f64..0.3], dups in prop_oneof![Just(0.0), 0.0f64..0.5],
+        changes in 0usize..3,
+    ) {
+        let mut g = generate(&small(seed, ops, 1, clients, mix_kind, indet, dups));
+        perturb(&mut g.records, &mut Rng::new(seed ^ 0x5eed), changes);
+        let fast = check_kv(&g.records, &CheckOptions::default());
+        let search = check_kv(&g.records, &search_only());
+        prop_assert!(fast.verdict() != Verdict::Unknown && search.verdict() != Verdict::Unknown);
+        prop_assert_eq!(fast.verdict(), search.verdict(), "fast:\n{}\nsearch:\n{}", fast.render_text(), search.render_text());
+        // The brute force on the projected key (lost writes are not part of it).
+        let h = KvHistory::from_records(&g.records);
+        let (per_key, shared) = h.split();
+        let model = Register { values: &h.values };
+        let mut all_ok = true;
+        for (key, own) in per_key.iter().enumerate().skip(1) {
+            let part = h.project(key as u32, own, &shared);
+            all_ok &= brute_force(&model, &part);
+        }
+        let verdict_without_lost = fast.partitions.iter().fold(Verdict::Ok, |v, p| v.min(p.verdict));
+        prop_assert_eq!(all_ok, verdict_without_lost == Verdict::Ok, "{}", fast.render_text());
+        // Every witness is itself a violating history.
+        for p in &fast.partitions {
+            if let Some(w) = &p.witness {
+                let sub: Vec<Record> = w.ops.iter().map(|op| g.records[op.record].clone()).collect();
+                prop_assert_eq!(check_kv(&sub, &search_only()).verdict(), Verdict::Violation,
+                    "witness passes on its own:\n{}", fast.render_text());
+            }
+        }
+    }
+}
