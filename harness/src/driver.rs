@@ -294,7 +294,9 @@ fn exec_cli(
             if let Ok(pid) = i32::try_from(pid) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
-            let _ = rx.recv();
+            // Its own children may hold the output pipes open; they share the
+            // worker's process group, which `clobber run` kills at the end.
+            let _ = rx.recv_timeout(Duration::from_millis(500));
             return Done::with(
                 Outcome::Unknown,
                 format!("timed out after {} ms; killed", timeout.as_millis()),

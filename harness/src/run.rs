@@ -152,8 +152,21 @@ enum Stop {
 ///
 /// # Errors
 /// Configuration, setup and I/O errors (exit code 3 or more).
-#[allow(clippy::too_many_lines)]
 pub fn run(config: &RunConfig) -> Result<RunReport> {
+    let mut scratch_made = None;
+    let result = run_inner(config, &mut scratch_made);
+    if result.is_err()
+        && config.scratch.is_none()
+        && let Some(dir) = scratch_made
+    {
+        // A run that never got going leaves nothing worth keeping.
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+#[allow(clippy::too_many_lines)]
+fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<RunReport> {
     let wall = Instant::now();
     let scenario = Scenario::load(&config.scenario)?;
     let adapter = Adapter::resolve(&config.store)?;
@@ -170,7 +183,11 @@ pub fn run(config: &RunConfig) -> Result<RunReport> {
     });
     let op_timeout_ms = config.op_timeout_ms.unwrap_or(scenario.op_timeout_ms);
     let max_duration_ms = config.max_duration_ms.unwrap_or(scenario.max_duration_ms);
+    if mode == Mode::Cli {
+        adapter.require_program()?;
+    }
     let scratch = make_scratch(config, &scenario, seed)?;
+    *scratch_made = Some(scratch.clone());
     if let Ok(mut s) = SCRATCH.lock() {
         *s = Some(scratch.clone());
     }
