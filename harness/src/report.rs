@@ -45,6 +45,8 @@ pub enum Status {
     NotChecked,
     /// Not run in this run (e.g. stopped early).
     NotRun,
+    /// Ran out of budget: never a pass.
+    Unknown,
 }
 
 impl Status {
@@ -54,6 +56,7 @@ impl Status {
             Status::Violation => "VIOLATION",
             Status::NotChecked => "not checked",
             Status::NotRun => "not run",
+            Status::Unknown => "UNKNOWN",
         }
     }
 }
@@ -132,6 +135,8 @@ pub struct RunReport {
     pub verdict: Verdict,
     /// Why the run is inconclusive, if it is.
     pub reason: Option<String>,
+    /// The linearizability checker's report (`clobber check` on the same history).
+    pub linearizability: Option<clobber_check::CheckReport>,
 }
 
 impl RunReport {
@@ -169,6 +174,15 @@ impl RunReport {
             );
             let _ = writeln!(s, "  {}", v.message);
             s.push_str(&render_witness(v, self.epoch_ns));
+        }
+        if self.violation_count == 0
+            && let Some(c) = &self.linearizability
+            && c.verdict() == clobber_check::Verdict::Violation
+        {
+            let _ = writeln!(s, "\nlinearizability checker:");
+            for line in c.render_text().lines().take(40) {
+                let _ = writeln!(s, "  {line}");
+            }
         }
         if self.violation_count > 3 {
             let _ = writeln!(s, "\n  ... {} more violation(s) (see --json)", self.violation_count - 3);

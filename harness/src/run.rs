@@ -500,6 +500,13 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
         !finals.is_empty(),
         !sentinels.is_empty(),
         workers.len(),
+        Some(clobber_check::check_kv(
+            &history,
+            &clobber_check::CheckOptions {
+                time_budget: Duration::from_secs(30),
+                ..clobber_check::CheckOptions::default()
+            },
+        )),
     );
     if report.verdict == Verdict::Pass && !config.keep && config.scratch.is_none() {
         let _ = std::fs::remove_dir_all(&scratch);
@@ -745,6 +752,7 @@ fn build_report(
     final_read: bool,
     has_sentinel: bool,
     processes: usize,
+    linearizability: Option<clobber_check::CheckReport>,
 ) -> RunReport {
     let mut ops_by = BTreeMap::new();
     for r in history {
@@ -783,15 +791,43 @@ fn build_report(
     let (s, d) = status_of(&|v| v.kind == audit::Kind::Damaged);
     checks.push(Check::new("torn reads", s, if d.is_empty() { "none".into() } else { d }));
     checks.push(Check::new("store integrity", integrity.status, integrity.detail.clone()));
-    checks.push(Check::new(
-        "linearizability",
-        Status::NotChecked,
-        "checker not available in this build (the audit above still ran)".into(),
-    ));
+    checks.push(match &linearizability {
+        None => Check::new("linearizability", Status::NotChecked, "not checked".into()),
+        Some(c) => {
+            let failing: Vec<&str> = c
+                .partitions
+                .iter()
+                .filter(|p| p.verdict != clobber_check::Verdict::Ok)
+                .map(|p| p.key.as_str())
+                .take(5)
+                .collect();
+            let status = match c.verdict() {
+                clobber_check::Verdict::Ok => Status::Ok,
+                clobber_check::Verdict::Violation => Status::Violation,
+                clobber_check::Verdict::Unknown => Status::Unknown,
+            };
+            let mut d = format!(
+                "{} keys, {} ops, {:.0} ms; checker {}",
+                c.partitions.len(),
+                c.operations,
+                c.elapsed_ms,
+                c.lost_summary()
+            );
+            if !failing.is_empty() {
+                d.push_str(&format!("; not linearizable: {}", failing.join(", ")));
+            }
+            Check::new("linearizability", status, d)
+        }
+    });
 
     let violated = checks.iter().any(|c| c.status == Status::Violation);
     let (verdict, reason) = if violated {
         (Verdict::Violation, None)
+    } else if checks.iter().any(|c| c.status == Status::Unknown) {
+        (
+            Verdict::Inconclusive,
+            Some("the linearizability check ran out of budget (unknown, never a pass)".to_owned()),
+        )
     } else if let Stop::StoreUnresponsive(why) = stop {
         (Verdict::Inconclusive, Some(format!("the store stopped answering: {why}")))
     } else if audit.observations == 0 {
@@ -830,5 +866,6 @@ fn build_report(
         epoch_ns: epoch,
         verdict,
         reason,
+        linearizability,
     }
 }
