@@ -10,10 +10,11 @@ use crate::history::Record;
 use crate::lost;
 use crate::model::kv::KvHistory;
 use crate::model::register::{ABSENT, Condition, RegEntry, Register, UniquePrune};
+use crate::model::{Entry, Model};
 use crate::report::{
     CheckReport, LostWrite, Method, Observation, PartitionReport, Verdict, Witness, WitnessOp,
 };
-use crate::search::{self, Budget};
+use crate::search::{self, Budget, NoPrune};
 use crate::shrink;
 
 /// Limits and switches for a check.
@@ -249,6 +250,7 @@ pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
         acknowledged_writes: 0,
         notes: Vec::new(),
         elapsed_ms: 0.0,
+        times_are_lines: false,
     };
     for (p, lost, acked) in results {
         report.partitions.push(p);
@@ -310,4 +312,147 @@ pub(crate) fn describe_kv(h: &KvHistory, record: usize) -> String {
         }
         (Op::List | Op::Clear, _) => format!("{} -> {outcome}", op.op),
     }
+}
+
+/// Check a register history (e.g. imported from a Jepsen log) as one partition.
+#[must_use]
+pub fn check_register(h: &crate::import::RegisterHistory, options: &CheckOptions) -> CheckReport {
+    let started = Instant::now();
+    let budget = Budget::new(options.time_budget, options.memory_budget);
+    let model = Register { values: &h.values };
+    let ops = &h.entries;
+    let d = check_partition(&model, ops, options, &budget);
+    let describe = |e: &RegEntry| model.describe(&e.input, &e.output);
+    let (lost, acked) = lost::lost_writes(ops);
+    let mut report = CheckReport {
+        model: "register".into(),
+        verdict: Verdict::Ok,
+        operations: ops.len(),
+        partitions: vec![PartitionReport {
+            key: "register".into(),
+            verdict: d.verdict,
+            operations: ops.len(),
+            method: d.method,
+            witness: d.witness.map(|(w, why, minimal)| Witness {
+                explanation: why,
+                ops: generic_witness_ops(ops, &w, describe),
+                minimal,
+            }),
+            reason: d.reason,
+        }],
+        lost_writes: lost
+            .into_iter()
+            .map(|(w, o)| LostWrite {
+                key: "register".into(),
+                value: describe(&ops[w]),
+                process: ops[w].process,
+                record: ops[w].source,
+                invoke_ns: ops[w].invoke,
+                complete_ns: ops[w].end(),
+                observed_by: Observation {
+                    record: ops[o].source,
+                    process: ops[o].process,
+                    op: describe(&ops[o]),
+                    invoke_ns: ops[o].invoke,
+                    complete_ns: ops[o].complete,
+                },
+            })
+            .collect(),
+        acknowledged_writes: acked,
+        notes: Vec::new(),
+        elapsed_ms: 0.0,
+        times_are_lines: true,
+    };
+    report.finish();
+    report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    report
+}
+
+/// Check a history against any [`Model`]: partition, search each part in parallel,
+/// shrink violations by removing observations only.
+#[must_use]
+pub fn check_model<M: Model>(
+    model: &M,
+    name: &str,
+    history: &[Entry<M::Input, M::Output>],
+    options: &CheckOptions,
+) -> CheckReport {
+    let started = Instant::now();
+    let budget = Budget::new(options.time_budget, options.memory_budget);
+    let mut parts = model.partition(history);
+    parts.sort_by_key(|p| std::cmp::Reverse(p.1.len()));
+    let partitions: Vec<PartitionReport> = parts
+        .par_iter()
+        .with_max_len(1)
+        .map(|(key, idx)| {
+            let ops: Vec<Entry<M::Input, M::Output>> =
+                idx.iter().map(|&i| history[i].clone()).collect();
+            let outcome = search::search(model, &ops, &mut NoPrune, &budget);
+            let (verdict, witness, reason) = match outcome {
+                search::Outcome::Ok => (Verdict::Ok, None, None),
+                search::Outcome::Unknown(r) => (Verdict::Unknown, None, Some(r)),
+                search::Outcome::Violation { .. } => {
+                    let (w, minimal) = if options.shrink {
+                        shrink::shrink_observations(model, &ops, &budget)
+                    } else {
+                        ((0..ops.len()).collect(), false)
+                    };
+                    let describe =
+                        |e: &Entry<M::Input, M::Output>| model.describe(&e.input, &e.output);
+                    (
+                        Verdict::Violation,
+                        Some(Witness {
+                            explanation: "no order of these operations is legal (only reads were \
+                                          removed while shrinking)"
+                                .into(),
+                            ops: generic_witness_ops(&ops, &w, describe),
+                            minimal,
+                        }),
+                        None,
+                    )
+                }
+            };
+            PartitionReport {
+                key: key.clone(),
+                verdict,
+                operations: ops.len(),
+                method: Method::Search,
+                witness,
+                reason,
+            }
+        })
+        .collect();
+    let mut report = CheckReport {
+        model: name.into(),
+        verdict: Verdict::Ok,
+        operations: history.len(),
+        partitions,
+        lost_writes: Vec::new(),
+        acknowledged_writes: 0,
+        notes: Vec::new(),
+        elapsed_ms: 0.0,
+        times_are_lines: false,
+    };
+    report.finish();
+    report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    report
+}
+
+fn generic_witness_ops<I, O>(
+    ops: &[Entry<I, O>],
+    w: &[usize],
+    describe: impl Fn(&Entry<I, O>) -> String,
+) -> Vec<WitnessOp> {
+    let mut v: Vec<WitnessOp> = w
+        .iter()
+        .map(|&i| WitnessOp {
+            record: ops[i].source,
+            process: ops[i].process,
+            op: describe(&ops[i]),
+            invoke_ns: ops[i].invoke,
+            complete_ns: ops[i].complete,
+        })
+        .collect();
+    v.sort_by_key(|o| (o.invoke_ns, o.record));
+    v
 }

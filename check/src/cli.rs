@@ -136,20 +136,51 @@ pub fn peak_rss_mib() -> Option<u64> {
 }
 
 fn load_and_check(args: &CheckArgs) -> Result<CheckReport, crate::Error> {
+    check_file(&args.file, args.format, args.model, &args.options())
+}
+
+/// Read a history file in `format` and check it against `model` (the format's
+/// default model when `None`).
+///
+/// # Errors
+/// The file cannot be read, a line is malformed, or the model does not fit the
+/// format.
+pub fn check_file(
+    path: &std::path::Path,
+    format: FormatArg,
+    model: Option<ModelArg>,
+    options: &CheckOptions,
+) -> Result<CheckReport, crate::Error> {
     let open = || {
-        File::open(&args.file)
+        File::open(path)
             .map(BufReader::new)
-            .map_err(|e| crate::Error::io(&args.file, e))
+            .map_err(|e| crate::Error::io(path, e))
     };
-    let options = args.options();
-    match (args.format, args.model) {
+    match (format, model) {
         (FormatArg::Jsonl, None | Some(ModelArg::Kv)) => {
-            let h =
-                KvHistory::read_jsonl(open()?).map_err(|e| crate::Error::parse(&args.file, e))?;
-            Ok(check_kv_history(&h, &options))
+            let h = KvHistory::read_jsonl(open()?).map_err(|e| crate::Error::parse(path, e))?;
+            Ok(check_kv_history(&h, options))
         }
-        (format, model) => Err(crate::Error::usage(format!(
-            "format {format:?} with model {model:?} is not supported"
+        (FormatArg::Jepsen, None | Some(ModelArg::Register)) => {
+            let h = crate::import::jepsen_register(open()?)
+                .map_err(|e| crate::Error::parse(path, e))?;
+            Ok(crate::check_register(&h, options))
+        }
+        (FormatArg::Edn, None | Some(ModelArg::Kv)) => {
+            let h = crate::import::edn_kv(open()?).map_err(|e| crate::Error::parse(path, e))?;
+            let mut report = crate::check_model(
+                &crate::model::strkv::StrKv,
+                "kv (get/put/append)",
+                &h,
+                options,
+            );
+            report.times_are_lines = h.iter().all(|e| e.invoke == e.source as u64);
+            Ok(report)
+        }
+        (format, Some(model)) => Err(crate::Error::usage(format!(
+            "the {} format cannot be checked against the {} model (jsonl and edn: kv; jepsen: register)",
+            format!("{format:?}").to_lowercase(),
+            format!("{model:?}").to_lowercase()
         ))),
     }
 }

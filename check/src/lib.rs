@@ -45,6 +45,7 @@ mod error;
 pub mod fast;
 pub mod generator;
 pub mod history;
+pub mod import;
 pub mod intern;
 pub mod lost;
 pub mod model;
@@ -52,7 +53,7 @@ pub mod report;
 pub mod search;
 pub mod shrink;
 
-pub use check::{CheckOptions, check_kv, check_kv_history};
+pub use check::{CheckOptions, check_kv, check_kv_history, check_model, check_register};
 pub use error::Error;
 pub use report::{
     CheckReport, LostWrite, Observation, PartitionReport, Verdict, Witness, WitnessOp,

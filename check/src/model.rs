@@ -10,11 +10,12 @@
 //! - [`register::Register`]: read / write / compare-and-set (and delete / clear) on
 //!   one register whose values are interned to `u32`. The key-value store is checked
 //!   as one register per key (see [`kv`]); Jepsen register logs use it directly.
-//! - `strkv::StrKv`: a string-valued map with `get` / `put` / `append`, partitioned
+//! - [`strkv::StrKv`]: a string-valued map with `get` / `put` / `append`, partitioned
 //!   per key, for EDN-style histories.
 
 pub mod kv;
 pub mod register;
+pub mod strkv;
 
 use std::hash::Hash;
 

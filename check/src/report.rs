@@ -158,6 +158,8 @@ pub struct CheckReport {
     pub notes: Vec<String>,
     /// Wall time of the check (ms), parsing excluded.
     pub elapsed_ms: f64,
+    /// True when the times are line numbers (imported logs without timestamps).
+    pub times_are_lines: bool,
 }
 
 impl CheckReport {
@@ -218,7 +220,7 @@ impl CheckReport {
                 let _ = writeln!(out, "  {reason}");
             }
             if let Some(w) = &p.witness {
-                render_witness(&mut out, w);
+                render_witness(&mut out, w, self.times_are_lines);
             }
             out.push('\n');
         }
@@ -274,7 +276,8 @@ fn ms(ns: u64) -> String {
 /// Draw a witness as a timeline: one row per operation, with a bar over its
 /// interval (`|===|`, `|===...` if it never answered) and times relative to the first
 /// invocation.
-fn render_witness(out: &mut String, w: &Witness) {
+fn render_witness(out: &mut String, w: &Witness, lines: bool) {
+    let ms = |t: u64| if lines { format!("line {t}") } else { ms(t) };
     let _ = writeln!(out, "  why: {}", w.explanation);
     let _ = writeln!(
         out,
@@ -310,15 +313,20 @@ fn render_witness(out: &mut String, w: &Witness) {
                 bar.push_str("...");
             }
         }
-        let end = o
-            .complete_ns
-            .map_or_else(|| "never".to_owned(), |c| format!("{:>10}", ms(c - t0)));
+        let rel = |t: u64| {
+            if lines {
+                ms(t)
+            } else {
+                format!("+{}", ms(t - t0))
+            }
+        };
+        let end = o.complete_ns.map_or_else(|| "never".to_owned(), rel);
         let _ = writeln!(
             out,
             "    {:<38} p{:<4} {:>12} .. {:>12}  {:<8} #{}",
             bar,
             o.process,
-            format!("+{}", ms(o.invoke_ns - t0)),
+            rel(o.invoke_ns),
             end,
             o.op,
             o.record

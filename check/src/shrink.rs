@@ -25,7 +25,8 @@ use crate::check::is_violation;
 use std::collections::HashMap;
 
 use crate::model::register::{ABSENT, Condition, RegEntry, Register, Val};
-use crate::search::Budget;
+use crate::model::{Entry, Model};
+use crate::search::{self, Budget, NoPrune};
 
 /// Ops to keep around a search frontier when seeding the shrink.
 const FRONTIER_WINDOW: usize = 128;
@@ -215,4 +216,53 @@ pub(crate) fn remove_with_closure(ops: &[RegEntry], s: &[usize], remove: &[usize
         }
     }
     s.iter().copied().filter(|&i| !removed[i]).collect()
+}
+
+/// Shrink a violating history of any model by removing observations only (always
+/// sound: an observation never enables anything). Returns indices into `ops` and
+/// whether the result is 1-minimal among such removals.
+pub(crate) fn shrink_observations<M: Model>(
+    model: &M,
+    ops: &[Entry<M::Input, M::Output>],
+    budget: &Budget,
+) -> (Vec<usize>, bool) {
+    let left = budget.deadline.saturating_duration_since(Instant::now());
+    let local = Budget::new(left.min(Duration::from_secs(10)), budget.memory_limit);
+    let fails = |s: &[usize]| {
+        let sub: Vec<_> = s.iter().map(|&i| ops[i].clone()).collect();
+        matches!(
+            search::search(model, &sub, &mut NoPrune, &local),
+            search::Outcome::Violation { .. }
+        )
+    };
+    let mut s: Vec<usize> = (0..ops.len()).collect();
+    let mut chunk = (s.len() / 2).max(1);
+    loop {
+        let mut progress = false;
+        let mut i = 0;
+        while i < s.len() {
+            if Instant::now() > local.deadline {
+                return (s, false);
+            }
+            let end = (i + chunk).min(s.len());
+            let s2: Vec<usize> = s
+                .iter()
+                .enumerate()
+                .filter(|&(j, &k)| {
+                    !(j >= i && j < end && model.is_observation(&ops[k].input, &ops[k].output))
+                })
+                .map(|(_, &k)| k)
+                .collect();
+            if s2.len() < s.len() && !s2.is_empty() && fails(&s2) {
+                s = s2;
+                progress = true;
+            } else {
+                i += chunk;
+            }
+        }
+        if chunk == 1 && !progress {
+            return (s, true);
+        }
+        chunk = (chunk / 2).max(1);
+    }
 }
