@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The scenario gate: every shipped scenario must PASS against the reference store
+# (both modes) and must FAIL with exit 1 against every faulty protocol; then the
+# seed scenario is run 10 times per fault, printing how long each took to catch.
+#
+# Uses $CLOBBER if set, else target/release/clobber, else target/debug/clobber; the
+# store binary clobber-store must sit next to it (`cargo build --release --workspace`
+# builds both). Run from anywhere; paths are relative to the repository root.
+#
+#   ci/gate.sh             # everything (~2-3 min on 2 cores)
+#   GATE_REPEAT=3 ci/gate.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+CLOBBER=${CLOBBER:-}
+if [[ -z "$CLOBBER" ]]; then
+  for c in target/release/clobber target/debug/clobber; do
+    if [[ -x "$c" ]]; then CLOBBER=$c; break; fi
+  done
+fi
+if [[ -z "$CLOBBER" || ! -x "$CLOBBER" ]]; then
+  echo "gate: no clobber binary; run: cargo build --release --workspace" >&2
+  exit 3
+fi
+REPEAT=${GATE_REPEAT:-10}
+SEED_BASE=${GATE_SEED:-1000}
+FAULTS=(stale-snapshot no-lock unlink-lock lock-data-file in-place)
+SCENARIOS=(oauth-churn parallel-churn token-rotation delete-vs-set clear-vs-set)
+LOG=$(mktemp -d "${TMPDIR:-/tmp}/clobber-gate.XXXXXX")
+failures=0
+runs=0
+started=$SECONDS
+echo "gate: $CLOBBER, logs in $LOG"
+
+# run EXPECTED_EXIT NAME ARGS...: run clobber, check its exit code, print one line.
+run() {
+  local expect=$1 name=$2; shift 2
+  local log="$LOG/${name//\//_}.txt"
+  local start_ns; start_ns=$(date +%s%N)
+  "$CLOBBER" run "$@" --quiet >"$log" 2>&1
+  local code=$?
+  local ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
+  local detect; detect=$(grep -oP 'time to detect: \K[0-9.]+' "$log" | head -1)
+  local lost; lost=$(grep -oP '^Lost: [0-9]+ / [0-9]+' "$log" | head -1)
+  runs=$((runs + 1))
+  local status=ok
+  if [[ $code -ne $expect ]] || ! grep -q '^verdict: ' "$log"; then
+    status="FAILED (exit $code, expected $expect)"
+    failures=$((failures + 1))
+  fi
+  printf '  %-52s exit %d  %6d ms  %-14s %s  %s\n' "$name" "$code" "$ms" "${detect:+detect ${detect}s}" "$lost" "$status"
+  if [[ $status != ok ]]; then sed 's/^/      | /' "$log" | head -40; fi
+}
+
+echo "== the reference store passes every scenario, in both modes"
+for s in "${SCENARIOS[@]}"; do
+  for m in cli lib; do
+    run 0 "$s/$m/reference" "scenarios/$s.toml" --mode "$m" --seed "$SEED_BASE"
+  done
+done
+
+echo "== every faulty protocol fails every scenario (exit 1)"
+for s in "${SCENARIOS[@]}"; do
+  for f in "${FAULTS[@]}"; do
+    run 1 "$s/cli/$f" "scenarios/$s.toml" --mode cli --store "reference:$f" --seed "$SEED_BASE"
+  done
+done
+for f in "${FAULTS[@]}"; do
+  run 1 "oauth-churn/lib/$f" scenarios/oauth-churn.toml --mode lib --store "reference:$f" --seed "$SEED_BASE"
+done
+
+echo "== the seed scenario catches each fault in $REPEAT consecutive runs (cli mode)"
+for f in "${FAULTS[@]}"; do
+  for i in $(seq 1 "$REPEAT"); do
+    run 1 "oauth-churn/cli/$f/run-$i" scenarios/oauth-churn.toml --mode cli --store "reference:$f" --seed $((SEED_BASE + i))
+  done
+  times=$(for i in $(seq 1 "$REPEAT"); do grep -oP 'time to detect: \K[0-9.]+' "$LOG/oauth-churn_cli_${f}_run-$i.txt" 2>/dev/null; done | sort -n | tr '\n' ' ')
+  echo "  $f: time to detect (s, sorted): $times"
+done
+
+echo "== malformed input and a missing store are setup errors (exit >= 3)"
+bad=$(mktemp "$LOG/bad-XXXX.toml")
+printf 'description = "x"\n[[role]]\nname = "r"\niterations = 1\nbogus = 1\nsteps = [{ op = "get", key = "k" }]\n' >"$bad"
+"$CLOBBER" run "$bad" --quiet >"$LOG/bad.txt" 2>&1; code=$?
+runs=$((runs + 1))
+if [[ $code -ge 3 ]] && grep -q "bogus" "$LOG/bad.txt"; then echo "  malformed scenario: exit $code ok: $(tail -1 "$LOG/bad.txt")"; else echo "  malformed scenario: FAILED (exit $code)"; failures=$((failures + 1)); fi
+CLOBBER_THV_BIN= PATH=/nonexistent "$CLOBBER" run scenarios/oauth-churn.toml --store adapters/thv.toml --quiet >"$LOG/thv.txt" 2>&1; code=$?
+runs=$((runs + 1))
+if [[ $code -ge 3 ]]; then echo "  missing store binary: exit $code ok: $(tail -1 "$LOG/thv.txt")"; else echo "  missing store binary: FAILED (exit $code)"; failures=$((failures + 1)); fi
+
+echo "gate: $runs runs, $failures failed, $((SECONDS - started)) s"
+if [[ $failures -ne 0 ]]; then
+  echo "gate: FAILED (logs kept in $LOG)" >&2
+  exit 1
+fi
+rm -rf "$LOG"
+echo "gate: PASSED"
