@@ -19,11 +19,14 @@ enum Command {
     Check(clobber_check::cli::CheckArgs),
     /// Generate a history.
     Gen(clobber_check::cli::GenArgs),
+    /// Time the checker on generated histories.
+    Bench(clobber_check::cli::BenchArgs),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check(a) => ExitCode::from(clobber_check::cli::check_main(&a)),
         Command::Gen(a) => ExitCode::from(clobber_check::cli::gen_main(&a)),
+        Command::Bench(a) => ExitCode::from(clobber_check::cli::bench_main(&a)),
     }
 }

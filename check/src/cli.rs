@@ -313,3 +313,219 @@ fn write_all(mut out: impl Write, records: &[crate::history::Record]) -> std::io
     }
     out.flush()
 }
+
+/// `clobber bench`: generate the reference histories (cached in `--dir`) and time
+/// `clobber check` on each in a fresh process, parse included, with its peak memory.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Where to keep the generated histories.
+    #[arg(long, default_value = "target/clobber-bench")]
+    pub dir: PathBuf,
+    /// Run only the scenarios whose name contains this.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// Runs per scenario (the fastest is reported).
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// Small sizes (a smoke test of the command, not a measurement).
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// One benchmark scenario.
+struct Scenario {
+    name: &'static str,
+    target: &'static str,
+    history: GenArgs,
+}
+
+fn gen_args(ops: usize, keys: usize, clients: usize) -> GenArgs {
+    GenArgs {
+        ops,
+        keys,
+        clients,
+        zipf: 0.0,
+        set: 45.0,
+        get: 45.0,
+        delete: 10.0,
+        list: 0.0,
+        clear: 0.0,
+        latency_ms: 2.0,
+        think_ms: 1.0,
+        indeterminate: 0.0,
+        duplicates: 0.0,
+        seed: 1,
+        inject: None,
+        output: None,
+    }
+}
+
+fn scenarios(quick: bool) -> Vec<Scenario> {
+    let k = |n: usize| if quick { n / 100 } else { n };
+    let mut lost = gen_args(k(1_000_000), 1000, 16);
+    lost.inject = Some(InjectArg::LostWrite);
+    let mut hot = gen_args(k(1_000_000), 1000, 16);
+    hot.zipf = 1.2;
+    let mut indet = gen_args(k(1_000_000), 1000, 16);
+    indet.indeterminate = 0.01;
+    vec![
+        Scenario {
+            name: "1M ops, 1000 keys, 16 clients",
+            target: "< 1 s, < 200 MB",
+            history: gen_args(k(1_000_000), 1000, 16),
+        },
+        Scenario {
+            name: "1M ops, 10 keys, 16 clients",
+            target: "seconds, no OOM",
+            history: gen_args(k(1_000_000), 10, 16),
+        },
+        Scenario {
+            name: "100k ops, 1 key, 16 clients",
+            target: "< 2 s",
+            history: gen_args(k(100_000), 1, 16),
+        },
+        Scenario {
+            name: "200k ops, 1 key, 2 clients",
+            target: "< 1 s, < 100 MB",
+            history: gen_args(k(200_000), 1, 2),
+        },
+        Scenario {
+            name: "1M ops, 1000 keys, one lost write",
+            target: "found in < 1 s",
+            history: lost,
+        },
+        Scenario {
+            name: "1M ops, 1000 keys, zipf 1.2 (hot keys)",
+            target: "(Porcupine: OOM)",
+            history: hot,
+        },
+        Scenario {
+            name: "1M ops, 1000 keys, 1% indeterminate",
+            target: "",
+            history: indet,
+        },
+    ]
+}
+
+fn gen_command(g: &GenArgs, file: &std::path::Path) -> String {
+    let mut c = format!(
+        "clobber gen --ops {} --keys {} --clients {} --seed {}",
+        g.ops, g.keys, g.clients, g.seed
+    );
+    if g.zipf != 0.0 {
+        c += &format!(" --zipf {}", g.zipf);
+    }
+    if g.indeterminate != 0.0 {
+        c += &format!(" --indeterminate {}", g.indeterminate);
+    }
+    if let Some(i) = g.inject {
+        c += match i {
+            InjectArg::LostWrite => " --inject lost-write",
+            InjectArg::StaleRead => " --inject stale-read",
+        };
+    }
+    c + &format!(" -o {}", file.display())
+}
+
+/// Run `clobber bench`; returns the process exit code.
+#[must_use]
+pub fn bench_main(args: &BenchArgs) -> u8 {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("clobber bench: cannot find my own executable: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&args.dir) {
+        eprintln!("clobber bench: {}: {e}", args.dir.display());
+        return EXIT_BAD_INPUT;
+    }
+    println!(
+        "{:<42} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9}  target",
+        "scenario", "ops", "verdict", "wall ms", "parse ms", "check ms", "peak MiB"
+    );
+    let mut commands = Vec::new();
+    for s in scenarios(args.quick) {
+        if args.only.as_ref().is_some_and(|o| !s.name.contains(o.as_str())) {
+            continue;
+        }
+        let slug: String = s
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let file = args.dir.join(format!("{slug}-{}.jsonl", s.history.ops));
+        if !file.exists() {
+            let mut g = s.history.clone();
+            g.output = Some(file.clone());
+            eprintln!("generating {}", file.display());
+            if gen_main(&g) != 0 {
+                return EXIT_BAD_INPUT;
+            }
+        }
+        commands.push(format!(
+            "{}\n/usr/bin/time -v clobber check {} --stats",
+            gen_command(&s.history, &file),
+            file.display()
+        ));
+        let mut best: Option<(f64, String, u8)> = None;
+        for _ in 0..args.runs.max(1) {
+            let started = Instant::now();
+            let out = std::process::Command::new(&exe)
+                .arg("check")
+                .arg(&file)
+                .arg("--stats")
+                .stdout(std::process::Stdio::null())
+                .output();
+            let wall = started.elapsed().as_secs_f64() * 1e3;
+            let out = match out {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("clobber bench: running {}: {e}", exe.display());
+                    return EXIT_BAD_INPUT;
+                }
+            };
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stats = stderr
+                .lines()
+                .find(|l| l.starts_with("stats:"))
+                .unwrap_or("")
+                .to_owned();
+            let code = u8::try_from(out.status.code().unwrap_or(255)).unwrap_or(255);
+            if best.as_ref().is_none_or(|b| wall < b.0) {
+                best = Some((wall, stats, code));
+            }
+        }
+        let (wall, stats, code) = best.expect("at least one run");
+        let field = |k: &str| {
+            stats
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix(k))
+                .unwrap_or("?")
+                .to_owned()
+        };
+        let verdict = match code {
+            0 => "ok",
+            1 => "violation",
+            2 => "unknown",
+            _ => "error",
+        };
+        println!(
+            "{:<42} {:>9} {:>10} {:>9.0} {:>9} {:>9} {:>9}  {}",
+            s.name,
+            s.history.ops,
+            verdict,
+            wall,
+            field("parse_ms="),
+            field("check_ms="),
+            field("peak_rss_mib="),
+            s.target
+        );
+    }
+    println!("\nTo reproduce one row:");
+    for c in commands {
+        println!("{c}");
+    }
+    0
+}

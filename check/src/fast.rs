@@ -31,8 +31,6 @@
 //! witness. When all pass, a partition without ambiguity is linearizable; an
 //! ambiguous one goes to the search.
 
-use std::collections::HashMap;
-
 use crate::model::register::{ABSENT, Action, Condition, RegEntry, Register, Reply, Val};
 
 /// The fast path's verdict on one partition.
@@ -78,54 +76,54 @@ const BEFORE_TIME: i128 = -1;
 #[allow(clippy::collapsible_if, clippy::collapsible_match)]
 pub fn check(ops: &[RegEntry]) -> FastVerdict {
     let mut proofs = Proofs::default();
-    // Classify.
-    let mut writer: HashMap<Val, usize> = HashMap::new();
+    // Classify; group writes and reads of each value by sorting (value, kind).
     let mut ambiguous = false;
+    let mut absent_obs = Vec::new();
+    let mut by_value: Vec<(Val, u8, usize)> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         match (op.input, op.output) {
-            (Action::Cas { .. }, _) | (_, Reply::Mismatch) => return FastVerdict::NotApplicable,
-            (Action::Write(v), _) if v == ABSENT || writer.insert(v, i).is_some() => {
+            (Action::Cas { .. }, _) | (_, Reply::Mismatch) | (Action::Write(ABSENT), _) => {
                 return FastVerdict::NotApplicable;
             }
+            (Action::Write(v), _) => by_value.push((v, 0, i)),
             (Action::Delete, Reply::Ok) | (Action::Clear, _) | (Action::Read, Reply::Present) => {
                 ambiguous = true;
             }
-            _ => {}
-        }
-    }
-    let mut readers: HashMap<Val, Vec<usize>> = HashMap::new();
-    let mut absent_obs = Vec::new();
-    for (i, op) in ops.iter().enumerate() {
-        match Register::condition(op.input, op.output) {
-            Condition::Is(ABSENT) => absent_obs.push(i),
-            Condition::Is(v) => {
-                if op.complete.is_none() {
-                    continue;
-                }
-                if !writer.contains_key(&v) {
-                    if proofs.push_capped(
-                        vec![i],
-                        "it read a value that no operation wrote to this key".into(),
-                    ) {
+            _ => match Register::condition(op.input, op.output) {
+                Condition::Is(ABSENT) => absent_obs.push(i),
+                Condition::Is(v) if op.complete.is_some() => by_value.push((v, 1, i)),
+                Condition::Impossible => {
+                    if proofs
+                        .push_capped(vec![i], "the reply is impossible for the operation".into())
+                    {
                         return proofs.verdict();
                     }
-                    continue;
                 }
-                readers.entry(v).or_default().push(i);
-            }
-            Condition::Impossible => {
-                if proofs.push_capped(vec![i], "the reply is impossible for the operation".into()) {
+                _ => {}
+            },
+        }
+    }
+    by_value.sort_unstable();
+    let mut writes: Vec<usize> = Vec::new();
+    let mut zones = Vec::new();
+    for group in by_value.chunk_by(|a, b| a.0 == b.0) {
+        let (_, kind, w) = group[0];
+        if kind != 0 {
+            for &(_, _, r) in group {
+                if proofs.push_capped(
+                    vec![r],
+                    "it read a value that no operation wrote to this key".into(),
+                ) {
                     return proofs.verdict();
                 }
             }
-            _ => {}
+            continue;
         }
-    }
-
-    // Clusters and zones.
-    let mut zones = Vec::new();
-    for (&v, &w) in &writer {
-        let rs = readers.get(&v).map_or(&[][..], Vec::as_slice);
+        if group.len() > 1 && group[1].1 == 0 {
+            return FastVerdict::NotApplicable; // the value was written twice
+        }
+        writes.push(w);
+        let rs = &group[1..];
         if rs.is_empty() && ops[w].complete.is_none() {
             // An indeterminate write nobody read: it may never have happened.
             continue;
@@ -137,7 +135,7 @@ pub fn check(ops: &[RegEntry]) -> FastVerdict {
             s_op: w,
             write: w,
         };
-        for &r in rs {
+        for &(_, _, r) in rs {
             if end(&ops[r]) < start(&ops[w]) {
                 if proofs.push_capped(
                     vec![w, r],
@@ -238,8 +236,8 @@ pub fn check(ops: &[RegEntry]) -> FastVerdict {
     }
     // Condition 4: absent observations need a source.
     let definite_writes: Vec<usize> = {
-        let mut w: Vec<usize> = writer
-            .values()
+        let mut w: Vec<usize> = writes
+            .iter()
             .copied()
             .filter(|&w| ops[w].complete.is_some())
             .collect();
@@ -286,7 +284,7 @@ pub fn check(ops: &[RegEntry]) -> FastVerdict {
         }
     }
     // Condition 5: a delete that found the key (or a list that showed it) needs a write.
-    let mut writes_by_invoke: Vec<usize> = writer.values().copied().collect();
+    let mut writes_by_invoke: Vec<usize> = writes.clone();
     writes_by_invoke.sort_unstable_by_key(|&w| ops[w].invoke);
     let write_sources = SourceIndex::new(ops, &writes_by_invoke);
     let definite_removals: Vec<usize> = removals_by_invoke

@@ -45,18 +45,21 @@ pub fn lost_writes(ops: &[RegEntry]) -> (Vec<Lost>, usize) {
         m = m.max(ops[i].invoke);
         mut_max_invoke.push(m);
     }
-    // Sources of each observed state, sorted by invoke with a running max of end.
-    let mut sources: HashMap<Val, (Vec<u64>, Vec<u64>)> = HashMap::new();
-    let mut by_invoke: Vec<usize> = (0..ops.len()).collect();
-    by_invoke.sort_unstable_by_key(|&i| ops[i].invoke);
-    for &i in &by_invoke {
-        if let Some(v) = Register::effect(ops[i].input, ops[i].output) {
-            let (inv, best) = sources.entry(v).or_default();
-            let prev = best.last().copied().unwrap_or(0);
-            inv.push(ops[i].invoke);
-            best.push(prev.max(end(i)));
+    // Sources of each observed state: (value, invoke, running max of end within
+    // the value), sorted by value then invoke.
+    let mut sources: Vec<(Val, u64, u64)> = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, op)| Register::effect(op.input, op.output).map(|v| (v, op.invoke, end(i))))
+        .collect();
+    sources.sort_unstable();
+    for k in 1..sources.len() {
+        if sources[k].0 == sources[k - 1].0 {
+            sources[k].2 = sources[k].2.max(sources[k - 1].2);
         }
     }
+    let mut by_invoke: Vec<usize> = (0..ops.len()).collect();
+    by_invoke.sort_unstable_by_key(|&i| ops[i].invoke);
     let mut lost: HashMap<usize, usize> = HashMap::new();
     for &o in &by_invoke {
         let op = &ops[o];
@@ -74,10 +77,9 @@ pub fn lost_writes(ops: &[RegEntry]) -> (Vec<Lost>, usize) {
         }
         // Latest end of a source of `seen` that could precede `o` (the start of time
         // is a source of "absent").
-        let src_end: Option<u64> = sources.get(&seen).and_then(|(inv, best)| {
-            let k = inv.partition_point(|&t| t <= op.end());
-            (k > 0).then(|| best[k - 1])
-        });
+        let lo = sources.partition_point(|s| s.0 < seen);
+        let hi = lo + sources[lo..].partition_point(|s| s.0 == seen && s.1 <= op.end());
+        let src_end: Option<u64> = (hi > lo).then(|| sources[hi - 1].2);
         if src_end.is_none() && seen != ABSENT {
             continue; // a value never written: a violation, but not a lost write
         }

@@ -27,6 +27,7 @@
 use std::borrow::Cow;
 use std::io::BufRead;
 
+use rayon::prelude::*;
 use serde::Deserialize;
 
 use super::Entry;
@@ -103,6 +104,31 @@ struct RecordRef<'a> {
     error: Option<Cow<'a, str>>,
 }
 
+/// Parse and validate one line; `None` for a blank line.
+fn parse_line(line: &[u8], line_no: usize) -> Result<Option<RecordRef<'_>>, ParseError> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let r: RecordRef<'_> = serde_json::from_slice(line).map_err(|e| ParseError {
+        line: line_no,
+        message: e.to_string(),
+    })?;
+    validate_fields(&Fields {
+        op: r.op,
+        outcome: r.outcome,
+        has_key: r.key.is_some(),
+        has_value: r.value.is_some(),
+        has_keys: r.keys.is_some(),
+        invoke_ns: r.invoke_ns,
+        complete_ns: r.complete_ns,
+    })
+    .map_err(|message| ParseError {
+        line: line_no,
+        message,
+    })?;
+    Ok(Some(r))
+}
+
 impl KvHistory {
     /// Intern a list of records (already validated, e.g. by
     /// [`read_jsonl`](crate::history::read_jsonl) or by the harness that wrote them).
@@ -131,49 +157,55 @@ impl KvHistory {
     /// # Errors
     /// [`ParseError`] naming the first bad line.
     pub fn read_jsonl(mut input: impl BufRead) -> Result<Self, ParseError> {
+        /// Bytes parsed per parallel batch.
+        const CHUNK: usize = 4 << 20;
         let mut h = KvHistory::default();
-        let mut line = String::new();
-        let mut line_no = 0;
+        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + (64 << 10));
+        let mut line_base = 0usize;
         loop {
-            line.clear();
-            line_no += 1;
-            let n = input.read_line(&mut line).map_err(|e| ParseError {
-                line: line_no,
-                message: e.to_string(),
-            })?;
-            if n == 0 {
+            buf.clear();
+            // Whole lines, about CHUNK bytes.
+            while buf.len() < CHUNK {
+                let n = input.read_until(b'\n', &mut buf).map_err(|e| ParseError {
+                    line: line_base + 1,
+                    message: e.to_string(),
+                })?;
+                if n == 0 {
+                    break;
+                }
+            }
+            if buf.is_empty() {
                 break;
             }
-            if line.trim().is_empty() {
-                continue;
+            let lines: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
+            // The split leaves an empty slice after a final newline; it is skipped
+            // as a blank line and must not count as one.
+            let count = if buf.ends_with(b"\n") {
+                lines.len() - 1
+            } else {
+                lines.len()
+            };
+            let parsed: Vec<Result<Option<RecordRef<'_>>, ParseError>> = lines[..count]
+                .par_iter()
+                .enumerate()
+                .with_min_len(1024)
+                .map(|(i, line)| parse_line(line, line_base + i + 1))
+                .collect();
+            for r in parsed {
+                if let Some(r) = r? {
+                    h.push(
+                        r.process,
+                        r.op,
+                        r.key.as_deref(),
+                        r.value.as_deref(),
+                        r.keys.as_ref().map(|ks| ks.iter().map(|k| &**k)),
+                        r.outcome,
+                        r.invoke_ns,
+                        r.complete_ns,
+                    );
+                }
             }
-            let r: RecordRef<'_> = serde_json::from_str(&line).map_err(|e| ParseError {
-                line: line_no,
-                message: e.to_string(),
-            })?;
-            validate_fields(&Fields {
-                op: r.op,
-                outcome: r.outcome,
-                has_key: r.key.is_some(),
-                has_value: r.value.is_some(),
-                has_keys: r.keys.is_some(),
-                invoke_ns: r.invoke_ns,
-                complete_ns: r.complete_ns,
-            })
-            .map_err(|message| ParseError {
-                line: line_no,
-                message,
-            })?;
-            h.push(
-                r.process,
-                r.op,
-                r.key.as_deref(),
-                r.value.as_deref(),
-                r.keys.as_ref().map(|ks| ks.iter().map(|k| &**k)),
-                r.outcome,
-                r.invoke_ns,
-                r.complete_ns,
-            );
+            line_base += count;
         }
         Ok(h)
     }
