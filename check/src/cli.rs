@@ -447,7 +447,11 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
     );
     let mut commands = Vec::new();
     for s in scenarios(args.quick) {
-        if args.only.as_ref().is_some_and(|o| !s.name.contains(o.as_str())) {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|o| !s.name.contains(o.as_str()))
+        {
             continue;
         }
         let slug: String = s

@@ -130,7 +130,7 @@ fn perturb(records: &mut [Record], rng: &mut Rng, changes: usize) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
 
     #[test]
     fn generated_histories_are_linearizable(

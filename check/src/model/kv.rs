@@ -268,10 +268,28 @@ impl KvHistory {
     /// The register operations of `key`: its own operations and the projection of
     /// the shared `list`/`clear` operations (see the module docs).
     #[must_use]
+    ///
+    /// A `list` that finished before the key's first write began and does not show
+    /// the key is left out: the key was absent then whatever happened, so it
+    /// constrains nothing (this keeps keys created late cheap).
     pub fn project(&self, key: u32, own: &[u32], shared: &[u32]) -> Vec<RegEntry> {
+        let first_write = own
+            .iter()
+            .map(|&i| &self.ops[i as usize])
+            .filter(|o| o.op == Op::Set && o.outcome != Outcome::Fail)
+            .map(|o| o.invoke)
+            .min()
+            .unwrap_or(u64::MAX);
         let mut out = Vec::with_capacity(own.len() + shared.len());
         for &i in own.iter().chain(shared) {
             let op = &self.ops[i as usize];
+            if op.op == Op::List
+                && op.list != NO_LIST
+                && op.complete.is_some_and(|c| c < first_write)
+                && self.lists[op.list as usize].binary_search(&key).is_err()
+            {
+                continue;
+            }
             let (action, reply) = match (op.op, op.outcome) {
                 (_, Outcome::Fail) => continue,
                 (Op::Set, _) => (Action::Write(op.value), Reply::Ok),
