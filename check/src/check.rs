@@ -9,7 +9,7 @@ use crate::fast::{self, FastVerdict};
 use crate::history::Record;
 use crate::lost;
 use crate::model::kv::KvHistory;
-use crate::model::register::{ABSENT, Condition, RegEntry, Register, UniquePrune};
+use crate::model::register::{ABSENT, Action, Condition, GHOST, RegEntry, Register, UniquePrune};
 use crate::model::{Entry, Model};
 use crate::report::{
     CheckReport, LostWrite, Method, Observation, PartitionReport, Verdict, Witness, WitnessOp,
@@ -55,28 +55,60 @@ pub(crate) struct PartDecision {
     pub reason: Option<String>,
 }
 
-/// Indeterminate operations that can be dropped without changing the verdict: an
-/// indeterminate write of a value nobody requires, in a partition where no operation
-/// requires the value to be *different* from something. Taking effect could only
-/// hide earlier values from later operations, and "never took effect" is allowed.
-fn droppable(ops: &[RegEntry]) -> Vec<bool> {
-    let mut needs_is = std::collections::HashSet::new();
+/// What to do with each operation before deciding a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Keep,
+    /// An indeterminate write that cannot matter: nobody reads its value and no
+    /// operation needs the register to hold *something* (no delete that found the
+    /// key, no list that showed it, no failed compare). Taking effect could only hide
+    /// earlier values from later operations, and "never took effect" is allowed.
+    Drop,
+    /// An indeterminate write nobody reads, in a partition where presence matters:
+    /// searched in bulk as a ghost (see [`search::Ghosts`]).
+    Ghost,
+    /// An indeterminate removal (unknown `delete` or `clear`): all alike, searched in
+    /// bulk as ghosts too.
+    GhostRemoval,
+    /// An indeterminate write of a unique value that someone read: it happened, and
+    /// before the earliest completion among its reads, which becomes its completion.
+    CompleteBy(u64),
+}
+
+fn fates(ops: &[RegEntry]) -> Vec<Fate> {
+    let mut needs_is = std::collections::HashMap::<u32, u64>::new();
     let mut any_is_not = false;
+    let mut writes = std::collections::HashMap::<u32, u32>::new();
     for op in ops {
         match Register::condition(op.input, op.output) {
             Condition::Is(v) => {
-                needs_is.insert(v);
+                let end = needs_is.entry(v).or_insert(u64::MAX);
+                *end = (*end).min(op.end());
             }
             Condition::IsNot(_) => any_is_not = true,
             _ => {}
         }
+        if let Some(v) = Register::effect(op.input, op.output) {
+            *writes.entry(v).or_default() += 1;
+        }
     }
     ops.iter()
         .map(|op| {
-            op.complete.is_none()
-                && !any_is_not
-                && Register::effect(op.input, op.output)
-                    .is_some_and(|v| v != ABSENT && !needs_is.contains(&v))
+            if op.complete.is_some() {
+                return Fate::Keep;
+            }
+            match op.input {
+                Action::Clear => Fate::GhostRemoval,
+                Action::Write(v) if v != ABSENT && writes.get(&v) == Some(&1) => {
+                    match (needs_is.get(&v), any_is_not) {
+                        (Some(&end), _) if end != u64::MAX => Fate::CompleteBy(end),
+                        (Some(_), _) => Fate::Keep,
+                        (None, false) => Fate::Drop,
+                        (None, true) => Fate::Ghost,
+                    }
+                }
+                _ => Fate::Keep,
+            }
         })
         .collect()
 }
@@ -93,8 +125,8 @@ pub(crate) fn decide(
     fast_path: bool,
     budget: &Budget,
 ) -> PartDecision {
-    let drop = droppable(ops);
-    let kept: Vec<usize> = (0..ops.len()).filter(|&i| !drop[i]).collect();
+    let fate = fates(ops);
+    let kept: Vec<usize> = (0..ops.len()).filter(|&i| fate[i] != Fate::Drop).collect();
     let sub: Vec<RegEntry> = kept.iter().map(|&i| ops[i].clone()).collect();
     if fast_path {
         match fast::check(&sub) {
@@ -124,8 +156,42 @@ pub(crate) fn decide(
             FastVerdict::Undecided | FastVerdict::NotApplicable => {}
         }
     }
+    // The search takes the ghosts apart from the other operations.
+    let mut searched = Vec::new();
+    let mut ghost_writes = Vec::new();
+    let mut ghost_removals = Vec::new();
+    for (j, &i) in kept.iter().enumerate() {
+        match fate[i] {
+            Fate::Ghost => ghost_writes.push(ops[i].invoke),
+            Fate::GhostRemoval => ghost_removals.push(ops[i].invoke),
+            _ => searched.push(j),
+        }
+    }
+    ghost_writes.sort_unstable();
+    ghost_removals.sort_unstable();
+    let kept: Vec<usize> = searched.iter().map(|&j| kept[j]).collect();
+    let sub: Vec<RegEntry> = kept
+        .iter()
+        .map(|&i| {
+            let mut e = ops[i].clone();
+            if let Fate::CompleteBy(t) = fate[i] {
+                e.complete = Some(t.max(e.invoke));
+            }
+            e
+        })
+        .collect();
+    let ghosts = [
+        search::Ghosts {
+            invokes: ghost_writes,
+            state: GHOST,
+        },
+        search::Ghosts {
+            invokes: ghost_removals,
+            state: ABSENT,
+        },
+    ];
     let mut prune = UniquePrune::new(&sub);
-    match search::search(model, &sub, &mut prune, budget) {
+    match search::search_with_ghosts(model, &sub, &ghosts, &mut prune, budget) {
         search::Outcome::Ok => PartDecision {
             verdict: Verdict::Ok,
             method: Method::Search,

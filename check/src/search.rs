@@ -99,6 +99,26 @@ pub trait Prune<M: Model> {
     fn apply(&mut self, op: usize);
     /// `op` was un-linearized (backtracking).
     fn undo(&mut self, op: usize);
+    /// May a write of a value nobody reads replace `state` now?
+    fn allows_overwrite(&self, _state: &M::State) -> bool {
+        true
+    }
+}
+
+/// Indeterminate writes of values nobody reads ("ghosts"), handled in bulk.
+///
+/// Such a write matters only by making the object hold *some* value no read can
+/// name, and any two of them are interchangeable except for their invocation times.
+/// So instead of keeping each one pending (in the window) forever, the search keeps
+/// a counter: the next ghost may be linearized, as a step to `state`, once it has
+/// been invoked; the earliest-invoked are used first (any linearization that uses
+/// k ghosts can use the k earliest instead). Exact, and O(1) per configuration.
+#[derive(Debug, Clone)]
+pub struct Ghosts<S> {
+    /// Invocation times, ascending.
+    pub invokes: Vec<u64>,
+    /// The state a ghost write leads to.
+    pub state: S,
 }
 
 /// No pruning.
@@ -123,6 +143,10 @@ struct Frame<S> {
     e: usize,
     lin: u128,
     state: S,
+    /// Ghosts used so far, per class.
+    ghost: [u32; GHOST_CLASSES],
+    /// How many ghost classes have been tried from this frame.
+    tried_ghost: usize,
     /// The candidate applied from this frame, if any.
     applied: Option<u32>,
     /// Has the completing operation itself been tried?
@@ -143,6 +167,29 @@ pub fn search<M: Model, P: Prune<M>>(
 where
     M::State: Hash + Eq,
 {
+    search_with_ghosts(model, history, &[], prune, budget)
+}
+
+/// How many classes of [`Ghosts`] a search takes.
+pub const GHOST_CLASSES: usize = 2;
+
+/// [`search`], with interchangeable indeterminate operations handled in bulk (see
+/// [`Ghosts`]; at most [`GHOST_CLASSES`] classes).
+#[allow(clippy::too_many_lines)]
+pub fn search_with_ghosts<M: Model, P: Prune<M>>(
+    model: &M,
+    history: &[Entry<M::Input, M::Output>],
+    ghosts: &[Ghosts<M::State>],
+    prune: &mut P,
+    budget: &Budget,
+) -> Outcome
+where
+    M::State: Hash + Eq,
+{
+    assert!(
+        ghosts.len() <= GHOST_CLASSES,
+        "at most {GHOST_CLASSES} ghost classes"
+    );
     let n = history.len();
     let Ok(n32) = u32::try_from(n) else {
         return Outcome::Unknown("partition too large".into());
@@ -185,12 +232,13 @@ where
     let mut window: u128 = 0;
     let mut slot_op = [u32::MAX; 128];
     let mut cur_e = 0usize;
-    let mut memo: HashSet<(u32, u128, M::State)> = HashSet::new();
+    let mut memo: HashSet<(u32, u128, [u32; GHOST_CLASSES], M::State)> = HashSet::new();
     let mut stack: Vec<Frame<M::State>> = Vec::new();
     let mut deepest = (0usize, 0usize);
     let mut steps = 0u64;
 
     let mut lin: u128 = 0;
+    let mut ghost = [0u32; GHOST_CLASSES];
     let mut state = model.init();
     let outcome = 'search: loop {
         // Advance through invocations and completions of linearized operations.
@@ -223,11 +271,13 @@ where
         }
         let e32 = u32::try_from(e).expect("fewer than 2^32 events");
         let mut backtrack = false;
-        if !memo.contains(&(e32, lin, state.clone())) {
+        if !memo.contains(&(e32, lin, ghost, state.clone())) {
             stack.push(Frame {
                 e,
                 lin,
                 state: state.clone(),
+                ghost,
+                tried_ghost: 0,
                 applied: None,
                 tried_first: false,
                 cursor: None,
@@ -248,7 +298,7 @@ where
                         prune.undo(a as usize);
                     }
                     let fe = u32::try_from(done.e).expect("fewer than 2^32 events");
-                    if memo.insert((fe, done.lin, done.state)) {
+                    if memo.insert((fe, done.lin, done.ghost, done.state)) {
                         budget
                             .memory_used
                             .fetch_add(MEMO_ENTRY_BYTES, Ordering::Relaxed);
@@ -302,6 +352,25 @@ where
                 }
             }
             let Some(y) = next else {
+                // Last resorts: the next ghost of each class, if invoked by now.
+                while frame.tried_ghost < ghosts.len() {
+                    let c = frame.tried_ghost;
+                    frame.tried_ghost += 1;
+                    let now = history[x as usize].end();
+                    if ghosts[c]
+                        .invokes
+                        .get(frame.ghost[c] as usize)
+                        .is_some_and(|&t| t <= now)
+                        && prune.allows_overwrite(&frame.state)
+                    {
+                        lin = frame.lin;
+                        ghost = frame.ghost;
+                        ghost[c] += 1;
+                        state = ghosts[c].state.clone();
+                        cur_e = frame.e;
+                        continue 'search;
+                    }
+                }
                 backtrack = true;
                 continue;
             };
@@ -315,6 +384,7 @@ where
             prune.apply(y as usize);
             frame.applied = Some(y);
             lin = frame.lin | bit(y);
+            ghost = frame.ghost;
             state = new_state;
             cur_e = frame.e;
             continue 'search;

@@ -16,6 +16,10 @@ pub type Val = u32;
 /// The absent value (initial state; what `delete` and `clear` leave behind).
 pub const ABSENT: Val = 0;
 
+/// Some value that no read names: the state after an indeterminate write nobody
+/// read (see [`crate::search::Ghosts`]).
+pub const GHOST: Val = u32::MAX;
+
 /// What an operation asks of the register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -137,7 +141,13 @@ impl Model for Register<'_> {
     }
 
     fn describe(&self, input: &Action, output: &Reply) -> String {
-        let name = |v: Val| self.values.name(v).to_owned();
+        let name = |v: Val| {
+            if v == GHOST {
+                "<unread value>".to_owned()
+            } else {
+                self.values.name(v).to_owned()
+            }
+        };
         match (input, output) {
             (Action::Write(v), _) => format!("write {}", name(*v)),
             (Action::Read, Reply::Value(v)) if *v == ABSENT => "read -> not found".into(),
@@ -218,6 +228,10 @@ impl Prune<Register<'_>> for UniquePrune {
         // `op` is about to be linearized; if it changes the state, no other read of
         // the current value may still be waiting.
         left <= own || self.effects[op].is_none_or(|v| v == *state)
+    }
+
+    fn allows_overwrite(&self, state: &Val) -> bool {
+        self.remaining.get(state).is_none_or(|&left| left == 0)
     }
 
     #[inline]
