@@ -288,21 +288,51 @@ pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
                 })
                 .collect::<Vec<_>>();
             let mut verdict = d.verdict;
-            if !lost.is_empty() && verdict != Verdict::Violation {
-                // Cannot happen if both analyses are right; never hide it.
+            let mut witness = d.witness.map(|(w, why, minimal)| Witness {
+                explanation: why,
+                ops: witness_ops(h, &ops, &w),
+                minimal,
+            });
+            if let Some(first) = lost.first()
+                && verdict != Verdict::Violation
+            {
+                // A lost write proves a violation on its own (e.g. when the search ran
+                // out of budget): report it with the write and the read that missed it.
                 verdict = Verdict::Violation;
+                let (w, o) = (first.record, first.observed_by.record);
+                let pos = |r: usize| ops.iter().position(|e| e.source == r);
+                if let (Some(w), Some(o)) = (pos(w), pos(o)) {
+                    let mut proof = vec![w, o];
+                    // The write of the older value the read saw, if it saw one.
+                    if let Condition::Is(u) = Register::condition(ops[o].input, ops[o].output)
+                        && u != ABSENT
+                        && let Some(src) = (0..ops.len())
+                            .filter(|&i| ops[i].input == Action::Write(u))
+                            .max_by_key(|&i| ops[i].end())
+                    {
+                        proof.push(src);
+                    }
+                    let w = proof;
+                    witness = Some(Witness {
+                        explanation: "an acknowledged write was missed by a later read, and \
+                                      nothing that ran in between can explain it"
+                            .into(),
+                        ops: witness_ops(h, &ops, &w),
+                        minimal: false,
+                    });
+                }
             }
             let report = PartitionReport {
                 key: key_name,
                 verdict,
                 operations: ops.len(),
                 method: d.method,
-                witness: d.witness.map(|(w, why, minimal)| Witness {
-                    explanation: why,
-                    ops: witness_ops(h, &ops, &w),
-                    minimal,
-                }),
-                reason: d.reason,
+                witness,
+                reason: if verdict == Verdict::Unknown {
+                    d.reason
+                } else {
+                    None
+                },
             };
             (report, lost, acked)
         })

@@ -145,6 +145,9 @@ fn pair(events: Vec<(usize, Event)>) -> Result<Vec<Paired>, ParseError> {
                     ),
                 ));
             }
+            if ev.time < out[i].0.1.time {
+                return Err(err(line, "the completion is timed before its invocation"));
+            }
             out[i].1 = Some(ev);
         }
     }

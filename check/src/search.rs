@@ -18,7 +18,9 @@
 //!
 //! Operations that never completed (`complete == None`) stay pending to the end and
 //! are never required: each may be linearized at any time after its invocation, or
-//! not at all.
+//! not at all. Since they never leave the window, a key with many of them would
+//! overflow it; interchangeable ones (writes of values nobody reads, removals) can
+//! instead be passed as [`Ghosts`], which cost one counter each in the memo key.
 //!
 //! An optional [`Prune`] lets a model cut branches it knows are dead; the register
 //! model uses it when values are unique (a value still awaited by a pending read may
