@@ -117,12 +117,16 @@ impl Adapter {
         if let Some(rest) = spec.strip_prefix("reference") {
             let protocol = match rest {
                 "" => Protocol::Correct,
-                r if r.starts_with(':') => r[1..].parse::<Protocol>().map_err(|e| {
-                    Error::usage(format!("--store {spec}: {e}"))
-                })?,
+                r if r.starts_with(':') => r[1..]
+                    .parse::<Protocol>()
+                    .map_err(|e| Error::usage(format!("--store {spec}: {e}")))?,
                 _ => return Self::from_file(Path::new(spec)),
             };
-            let mut a = Self::parse(Path::new("adapters/clobber-store.toml"), REFERENCE_TOML, None)?;
+            let mut a = Self::parse(
+                Path::new("adapters/clobber-store.toml"),
+                REFERENCE_TOML,
+                None,
+            )?;
             a.source = "built-in".into();
             a.name = if protocol.is_faulty() {
                 format!("reference:{protocol}")
@@ -130,8 +134,10 @@ impl Adapter {
                 "reference".into()
             };
             if protocol.is_faulty() {
-                a.env
-                    .insert("CLOBBER_STORE_UNSAFE_PROTOCOL".into(), protocol.name().into());
+                a.env.insert(
+                    "CLOBBER_STORE_UNSAFE_PROTOCOL".into(),
+                    protocol.name().into(),
+                );
             }
             a.reference = Some(protocol);
             return Ok(a);
@@ -175,7 +181,11 @@ impl Adapter {
             let line = Some(line_of(text, argv.span().start));
             let argv = argv.into_inner();
             if argv.is_empty() {
-                return Err(Error::config(path, line, format!("field `commands.{name}` is empty")));
+                return Err(Error::config(
+                    path,
+                    line,
+                    format!("field `commands.{name}` is empty"),
+                ));
             }
             for arg in &argv {
                 check_placeholders(arg).map_err(|m| {
@@ -185,10 +195,18 @@ impl Adapter {
             let has = |p: &str| argv.iter().any(|a| a.contains(p));
             let keyed = matches!(name, "set" | "get" | "delete");
             if keyed && !has("{key}") {
-                return Err(Error::config(path, line, format!("field `commands.{name}` must contain {{key}}")));
+                return Err(Error::config(
+                    path,
+                    line,
+                    format!("field `commands.{name}` must contain {{key}}"),
+                ));
             }
             if !keyed && has("{key}") {
-                return Err(Error::config(path, line, format!("field `commands.{name}` cannot use {{key}}")));
+                return Err(Error::config(
+                    path,
+                    line,
+                    format!("field `commands.{name}` cannot use {{key}}"),
+                ));
             }
             let wants_value = name == "set" && file.value == ValueVia::Argument;
             if wants_value != has("{value}") {
@@ -197,7 +215,11 @@ impl Adapter {
                 } else {
                     "cannot use {value} (only `set` with value = \"argument\")".to_owned()
                 };
-                return Err(Error::config(path, line, format!("field `commands.{name}` {msg}")));
+                return Err(Error::config(
+                    path,
+                    line,
+                    format!("field `commands.{name}` {msg}"),
+                ));
             }
             commands.insert(name.to_owned(), argv);
         }
@@ -206,7 +228,11 @@ impl Adapter {
             check_placeholders(v)
                 .map_err(|m| Error::config(path, None, format!("field `env.{k}`: {m}")))?;
             if v.contains("{key}") || v.contains("{value}") || v.contains("{program}") {
-                return Err(Error::config(path, None, format!("field `env.{k}` may only use {{scratch}}")));
+                return Err(Error::config(
+                    path,
+                    None,
+                    format!("field `env.{k}` may only use {{scratch}}"),
+                ));
             }
         }
         let program = resolve_program(&file.program, file.program_env.as_deref(), dir);
@@ -249,7 +275,13 @@ impl Adapter {
     /// The argv for `op` on `key` with `value`, or `None` if the adapter has no such
     /// command.
     #[must_use]
-    pub fn argv(&self, command: &str, key: Option<&str>, value: Option<&str>, scratch: &Path) -> Option<Vec<String>> {
+    pub fn argv(
+        &self,
+        command: &str,
+        key: Option<&str>,
+        value: Option<&str>,
+        scratch: &Path,
+    ) -> Option<Vec<String>> {
         let template = self.commands.get(command)?;
         let program = self
             .program
@@ -273,7 +305,12 @@ impl Adapter {
     pub fn env_for(&self, scratch: &Path) -> Vec<(String, String)> {
         self.env
             .iter()
-            .map(|(k, v)| (k.clone(), v.replace("{scratch}", &scratch.display().to_string())))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.replace("{scratch}", &scratch.display().to_string()),
+                )
+            })
             .collect()
     }
 
@@ -288,7 +325,9 @@ fn check_placeholders(arg: &str) -> std::result::Result<(), String> {
     let mut rest = arg;
     while let Some(open) = rest.find('{') {
         let after = &rest[open + 1..];
-        let close = after.find('}').ok_or_else(|| format!("unclosed '{{' in {arg:?}"))?;
+        let close = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed '{{' in {arg:?}"))?;
         let name = &after[..close];
         if !PLACEHOLDERS.contains(&name) {
             return Err(format!(
@@ -350,21 +389,30 @@ mod tests {
         let a = Adapter::resolve("reference:stale-snapshot").unwrap();
         assert_eq!(a.reference, Some(Protocol::StaleSnapshot));
         assert_eq!(
-            a.env.get("CLOBBER_STORE_UNSAFE_PROTOCOL").map(String::as_str),
+            a.env
+                .get("CLOBBER_STORE_UNSAFE_PROTOCOL")
+                .map(String::as_str),
             Some("stale-snapshot")
         );
         assert!(Adapter::resolve("reference:bogus").is_err());
-        assert_eq!(Adapter::resolve("reference").unwrap().reference, Some(Protocol::Correct));
+        assert_eq!(
+            Adapter::resolve("reference").unwrap().reference,
+            Some(Protocol::Correct)
+        );
     }
 
     #[test]
     fn malformed_adapter_names_file_line_and_field() {
         let text = REFERENCE_TOML.replace("[not_found]", "[not_found]\nexit_codez = 3");
-        let e = Adapter::parse(Path::new("x.toml"), &text, None).unwrap_err().to_string();
+        let e = Adapter::parse(Path::new("x.toml"), &text, None)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("x.toml:"), "{e}");
         assert!(e.contains("exit_codez"), "{e}");
         let text = REFERENCE_TOML.replacen("\"{key}\"", "\"{kee}\"", 1);
-        let e = Adapter::parse(Path::new("x.toml"), &text, None).unwrap_err().to_string();
+        let e = Adapter::parse(Path::new("x.toml"), &text, None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("{kee}") && e.contains("commands."), "{e}");
     }
 }

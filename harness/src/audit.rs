@@ -210,7 +210,9 @@ pub fn audit(history: &[Record], options: &Options) -> Report {
             Op::List => continue,
             _ => {}
         }
-        let Some(key) = r.key.as_deref() else { continue };
+        let Some(key) = r.key.as_deref() else {
+            continue;
+        };
         let k = keys.entry(key).or_default();
         match (r.op, r.outcome) {
             (Op::Set, Outcome::Fail) => {
@@ -364,19 +366,19 @@ pub fn audit(history: &[Record], options: &Options) -> Report {
             (Op::Get, Outcome::Ok) => {
                 observations += 1;
                 let key = r.key.as_deref().unwrap_or("");
-                judge(i, key, Seen::Value(r.value.as_deref().unwrap_or("")), &mut found);
+                judge(
+                    i,
+                    key,
+                    Seen::Value(r.value.as_deref().unwrap_or("")),
+                    &mut found,
+                );
             }
             (Op::Get | Op::Delete, Outcome::NotFound) => {
                 observations += 1;
                 judge(i, r.key.as_deref().unwrap_or(""), Seen::Absent, &mut found);
             }
             (Op::List, Outcome::Ok) => {
-                let listed: BTreeSet<&str> = r
-                    .keys
-                    .iter()
-                    .flatten()
-                    .map(String::as_str)
-                    .collect();
+                let listed: BTreeSet<&str> = r.keys.iter().flatten().map(String::as_str).collect();
                 for &key in universe.union(&listed) {
                     observations += 1;
                     let seen = if listed.contains(key) {
@@ -393,7 +395,10 @@ pub fn audit(history: &[Record], options: &Options) -> Report {
     for v in &mut found {
         let obs = v.witness.last().map(|r| r.process);
         v.final_state = options.auditor.is_some() && obs == options.auditor;
-        v.sentinel = v.key.as_ref().is_some_and(|k| options.sentinels.contains(k));
+        v.sentinel = v
+            .key
+            .as_ref()
+            .is_some_and(|k| options.sentinels.contains(k));
     }
     found.sort_by_key(|v| v.detected_ns);
     let mut lost_set = BTreeSet::new();
@@ -576,7 +581,14 @@ fn culprit(history: &[Record], w: usize, obs: usize) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn rec(p: u64, op: Op, key: &str, value: Option<&str>, outcome: Outcome, t: (u64, Option<u64>)) -> Record {
+    fn rec(
+        p: u64,
+        op: Op,
+        key: &str,
+        value: Option<&str>,
+        outcome: Outcome,
+        t: (u64, Option<u64>),
+    ) -> Record {
         Record {
             process: p,
             op,
@@ -622,7 +634,10 @@ mod tests {
         ] {
             let mut h = base.clone();
             h.push(extra);
-            assert!(audit(&h, &Options::default()).violations.is_empty(), "{h:?}");
+            assert!(
+                audit(&h, &Options::default()).violations.is_empty(),
+                "{h:?}"
+            );
         }
         // A delete that ended before the set began explains nothing.
         let mut h = base.clone();
@@ -656,9 +671,15 @@ mod tests {
         let mut h2 = h.clone();
         h2[0].outcome = Fail;
         h2[0].complete_ns = Some(20);
-        assert_eq!(audit(&h2, &Options::default()).violations[0].kind, Kind::FailedWriteVisible);
+        assert_eq!(
+            audit(&h2, &Options::default()).violations[0].kind,
+            Kind::FailedWriteVisible
+        );
         let h3 = vec![rec(3, Get, "k", Some("nobody"), Ok, (50, Some(60)))];
-        assert_eq!(audit(&h3, &Options::default()).violations[0].kind, Kind::PhantomRead);
+        assert_eq!(
+            audit(&h3, &Options::default()).violations[0].kind,
+            Kind::PhantomRead
+        );
     }
 
     #[test]

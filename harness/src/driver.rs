@@ -264,7 +264,11 @@ fn exec_cli(
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(if feeds_stdin { Stdio::piped() } else { Stdio::null() })
+        .stdin(if feeds_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = match cmd.spawn() {
@@ -314,7 +318,10 @@ pub fn classify(adapter: &Adapter, op: Op, output: &std::process::Output) -> Don
     let Some(code) = output.status.code() else {
         use std::os::unix::process::ExitStatusExt;
         let signal = output.status.signal().unwrap_or(0);
-        return Done::with(Outcome::Unknown, format!("store killed by signal {signal}: {stderr}"));
+        return Done::with(
+            Outcome::Unknown,
+            format!("store killed by signal {signal}: {stderr}"),
+        );
     };
     if code == 0 {
         let stdout = String::from_utf8_lossy(&output.stdout);

@@ -77,13 +77,20 @@ pub fn perf(scenario: &Path, samples: usize) -> Result<Perf> {
     let adapter = Adapter::resolve("reference")?;
     let program = adapter.require_program()?.to_path_buf();
     let scratch = std::env::temp_dir().join(format!("clobber-perf-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).map_err(|e| Error::io("create scratch directory", &scratch, e))?;
+    std::fs::create_dir_all(&scratch)
+        .map_err(|e| Error::io("create scratch directory", &scratch, e))?;
     let result = measure(&adapter, &program, &scratch, scenario, samples);
     let _ = std::fs::remove_dir_all(&scratch);
     result
 }
 
-fn measure(adapter: &Adapter, program: &PathBuf, scratch: &Path, scenario: &Path, samples: usize) -> Result<Perf> {
+fn measure(
+    adapter: &Adapter,
+    program: &PathBuf,
+    scratch: &Path,
+    scenario: &Path,
+    samples: usize,
+) -> Result<Perf> {
     let samples = samples.max(1);
     // Warm the page cache for both paths first.
     for _ in 0..3 {
@@ -106,7 +113,10 @@ fn measure(adapter: &Adapter, program: &PathBuf, scratch: &Path, scenario: &Path
         .status()
         .map_err(|e| Error::setup(format!("running {}: {e}", setup.join(" "))))?;
     if !status.success() {
-        return Err(Error::setup(format!("{} failed: {status}", setup.join(" "))));
+        return Err(Error::setup(format!(
+            "{} failed: {status}",
+            setup.join(" ")
+        )));
     }
     let mut driver = Driver::new(DriverSpec::Cli {
         adapter: adapter.clone(),

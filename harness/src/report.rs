@@ -154,12 +154,22 @@ impl RunReport {
             "  {} worker processes, {:.2} s, {} operations ({:.0} ops/s), stopped: {}",
             self.processes, self.duration_s, self.ops, self.ops_per_s, self.stop
         );
-        let by: Vec<String> = self.ops_by.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let by: Vec<String> = self
+            .ops_by
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         let _ = writeln!(s, "  {}", by.join(", "));
         let _ = writeln!(s);
         let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
         for c in &self.checks {
-            let _ = writeln!(s, "  {:width$}  {:11}  {}", c.name, c.status.label(), c.detail);
+            let _ = writeln!(
+                s,
+                "  {:width$}  {:11}  {}",
+                c.name,
+                c.status.label(),
+                c.detail
+            );
         }
         for (n, v) in self.violations.iter().enumerate().take(3) {
             let _ = writeln!(s);
@@ -169,8 +179,14 @@ impl RunReport {
                 n + 1,
                 self.violation_count,
                 v.kind.name(),
-                v.key.as_ref().map_or(String::new(), |k| format!(" on key {k}")),
-                if v.final_state { " (final-state audit)" } else { "" }
+                v.key
+                    .as_ref()
+                    .map_or(String::new(), |k| format!(" on key {k}")),
+                if v.final_state {
+                    " (final-state audit)"
+                } else {
+                    ""
+                }
             );
             let _ = writeln!(s, "  {}", v.message);
             s.push_str(&render_witness(v, self.epoch_ns));
@@ -185,7 +201,11 @@ impl RunReport {
             }
         }
         if self.violation_count > 3 {
-            let _ = writeln!(s, "\n  ... {} more violation(s) (see --json)", self.violation_count - 3);
+            let _ = writeln!(
+                s,
+                "\n  ... {} more violation(s) (see --json)",
+                self.violation_count - 3
+            );
         }
         let _ = writeln!(s);
         let _ = writeln!(s, "{}", lost_summary(self));
@@ -201,11 +221,17 @@ impl RunReport {
             s,
             "verdict: {verdict} (exit {}){}",
             self.verdict.exit_code(),
-            self.reason.as_ref().map_or(String::new(), |r| format!(": {r}"))
+            self.reason
+                .as_ref()
+                .map_or(String::new(), |r| format!(": {r}"))
         );
         let _ = writeln!(s, "seed={}  replay: {}", self.seed, self.replay);
         if self.verdict != Verdict::Pass {
-            let _ = writeln!(s, "scratch (history.jsonl, store, worker logs): {}", self.scratch);
+            let _ = writeln!(
+                s,
+                "scratch (history.jsonl, store, worker logs): {}",
+                self.scratch
+            );
         }
         s
     }

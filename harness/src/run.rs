@@ -58,12 +58,44 @@ pub struct RunConfig {
 /// Process groups to kill on Ctrl-C / SIGTERM.
 static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 static SCRATCH: Mutex<Option<PathBuf>> = Mutex::new(None);
+/// Set by the Ctrl-C / SIGTERM handler before it kills anything.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// If the signal handler is tearing the run down, let it finish (it exits the
+/// process with 130) rather than report the workers it killed as failures.
+fn yield_to_interrupt() {
+    while INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
 
 fn register_group(pid: u32) {
     if let Ok(pid) = i32::try_from(pid)
         && let Ok(mut g) = GROUPS.lock()
     {
         g.push(pid);
+    }
+}
+
+fn unregister_group(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid)
+        && let Ok(mut g) = GROUPS.lock()
+    {
+        g.retain(|&p| p != pid);
+    }
+}
+
+/// The exit code of child `pid` if it has exited, *without* reaping it: an
+/// unreaped leader keeps its process-group id reserved, so a later `killpg` can
+/// never hit an unrelated group that reused the number (`pid_max` can be small).
+fn exited_unreaped(pid: u32) -> Option<i32> {
+    use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+    let pid = Pid::from_raw(i32::try_from(pid).ok()?);
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    match waitid(Id::Pid(pid), flags) {
+        Ok(WaitStatus::Exited(_, code)) => Some(code),
+        Ok(WaitStatus::Signaled(_, signal, _)) => Some(128 + signal as i32),
+        _ => None,
     }
 }
 
@@ -80,11 +112,15 @@ fn install_signal_handler() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = ctrlc::set_handler(|| {
+            INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
             let n = kill_all_groups();
             let scratch = SCRATCH.lock().ok().and_then(|s| s.clone());
             eprintln!(
                 "\nclobber: interrupted: killed {n} process group(s){}",
-                scratch.map_or(String::new(), |s| format!("; scratch kept at {}", s.display()))
+                scratch.map_or(String::new(), |s| format!(
+                    "; scratch kept at {}",
+                    s.display()
+                ))
             );
             std::process::exit(130);
         });
@@ -114,7 +150,9 @@ struct Tail {
 
 impl Tail {
     fn poll(&mut self) {
-        let Ok(mut f) = std::fs::File::open(&self.path) else { return };
+        let Ok(mut f) = std::fs::File::open(&self.path) else {
+            return;
+        };
         if f.seek(SeekFrom::Start(self.offset)).is_err() {
             return;
         }
@@ -132,7 +170,8 @@ impl Tail {
                     self.records.push(r);
                 }
                 Err(e) => {
-                    self.bad.get_or_insert_with(|| format!("{}: {e}", self.path.display()));
+                    self.bad
+                        .get_or_insert_with(|| format!("{}: {e}", self.path.display()));
                 }
             }
         }
@@ -155,6 +194,9 @@ enum Stop {
 pub fn run(config: &RunConfig) -> Result<RunReport> {
     let mut scratch_made = None;
     let result = run_inner(config, &mut scratch_made);
+    if result.is_err() {
+        yield_to_interrupt();
+    }
     if result.is_err()
         && config.scratch.is_none()
         && let Some(dir) = scratch_made
@@ -178,9 +220,9 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
             config.store
         )));
     }
-    let seed = config.seed.unwrap_or_else(|| {
-        (now_ns() ^ (u64::from(std::process::id()) << 32)) % 1_000_000_000
-    });
+    let seed = config
+        .seed
+        .unwrap_or_else(|| (now_ns() ^ (u64::from(std::process::id()) << 32)) % 1_000_000_000);
     let op_timeout_ms = config.op_timeout_ms.unwrap_or(scenario.op_timeout_ms);
     let max_duration_ms = config.max_duration_ms.unwrap_or(scenario.max_duration_ms);
     if mode == Mode::Cli {
@@ -239,7 +281,8 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
     }
 
     // Start every worker, each in its own process group.
-    let exe = std::env::current_exe().map_err(|e| Error::io("find own executable", Path::new("clobber"), e))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::io("find own executable", Path::new("clobber"), e))?;
     let mut workers = Vec::new();
     let mut process = 0u64;
     let mut sentinel_processes = HashSet::new();
@@ -260,7 +303,8 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
             };
             let spec_path = scratch.join(format!("worker-{process}.json"));
             let json = serde_json::to_vec_pretty(&spec).expect("a worker spec always serialises");
-            std::fs::write(&spec_path, json).map_err(|e| Error::io("write worker spec", &spec_path, e))?;
+            std::fs::write(&spec_path, json)
+                .map_err(|e| Error::io("write worker spec", &spec_path, e))?;
             let stderr_path = scratch.join(format!("worker-{process}.err"));
             let stderr = std::fs::File::create(&stderr_path)
                 .map_err(|e| Error::io("create worker log", &stderr_path, e))?;
@@ -316,11 +360,10 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
     let grace = Duration::from_millis(op_timeout_ms + 2000);
     loop {
         std::thread::sleep(Duration::from_millis(20));
+        yield_to_interrupt();
         for w in &mut workers {
-            if w.exited.is_none()
-                && let Ok(Some(status)) = w.child.try_wait()
-            {
-                w.exited = Some(status.code().unwrap_or(128));
+            if w.exited.is_none() {
+                w.exited = exited_unreaped(w.child.id());
             }
             w.tail.poll();
         }
@@ -357,7 +400,10 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
                 w.stdin = None;
             }
         }
-        let all_finite_done = workers.iter().filter(|w| w.finite).all(|w| w.exited.is_some());
+        let all_finite_done = workers
+            .iter()
+            .filter(|w| w.finite)
+            .all(|w| w.exited.is_some());
         if stopping_since.is_none() && all_finite_done {
             stopping_since = Some(Instant::now());
             for w in &mut workers {
@@ -381,7 +427,13 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
             let t = Instant::now();
             let horizon = workers
                 .iter()
-                .map(|w| if w.exited.is_some() { u64::MAX } else { w.tail.last_ns })
+                .map(|w| {
+                    if w.exited.is_some() {
+                        u64::MAX
+                    } else {
+                        w.tail.last_ns
+                    }
+                })
                 .min()
                 .unwrap_or(u64::MAX);
             let history = merge(&workers, &[]);
@@ -419,7 +471,6 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
             kill_all_groups();
             for w in &mut workers {
                 if w.exited.is_none() {
-                    let _ = w.child.wait();
                     w.exited = Some(137);
                 }
             }
@@ -429,8 +480,13 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
     if let Some(pb) = &progress {
         pb.finish_and_clear();
     }
-    // Store processes a worker left behind share its group: make sure none survive.
+    // Store processes a worker left behind share its group: make sure none survive,
+    // then reap the workers (only now may their group ids be reused).
     kill_all_groups();
+    for w in &mut workers {
+        let _ = w.child.wait();
+        unregister_group(w.child.id());
+    }
     for w in &mut workers {
         w.tail.poll();
     }
@@ -460,7 +516,14 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
     let history = merge(&workers, &finals);
 
     // Integrity of the store file.
-    let integrity = check_integrity(&adapter, mode, &scratch, &store_path, &passphrase, op_timeout_ms);
+    let integrity = check_integrity(
+        &adapter,
+        mode,
+        &scratch,
+        &store_path,
+        &passphrase,
+        op_timeout_ms,
+    );
 
     let sentinels: HashSet<String> = history
         .iter()
@@ -515,7 +578,11 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
 }
 
 fn final_op(driver: &mut Driver, process: u64, op: Op, key: Option<String>) -> Record {
-    let call = Call { op, key, value: None };
+    let call = Call {
+        op,
+        key,
+        value: None,
+    };
     let invoke_ns = now_ns();
     let done = driver.exec(&call);
     let complete_ns = now_ns();
@@ -551,7 +618,8 @@ pub fn write_history(path: &Path, history: &[Record]) -> Result<()> {
         std::fs::File::create(path).map_err(|e| Error::io("create history", path, e))?,
     );
     for r in history {
-        clobber_check::history::write_record(&mut out, r).map_err(|e| Error::io("write history", path, e))?;
+        clobber_check::history::write_record(&mut out, r)
+            .map_err(|e| Error::io("write history", path, e))?;
     }
     out.flush().map_err(|e| Error::io("write history", path, e))
 }
@@ -598,7 +666,11 @@ fn run_command(
         .args(&argv[1..])
         .envs(adapter.env_for(scratch))
         .process_group(0)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -612,19 +684,21 @@ fn run_command(
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    match rx.recv_timeout(Duration::from_millis(timeout_ms)) {
+    let result = rx.recv_timeout(Duration::from_millis(timeout_ms));
+    let timed_out = result.is_err();
+    if timed_out && let Ok(pgid) = i32::try_from(pid) {
+        // Still running, so the group id is still ours.
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        let _ = rx.recv_timeout(Duration::from_millis(500));
+    }
+    unregister_group(pid);
+    match result {
         Ok(Ok(out)) => Ok(out),
         Ok(Err(e)) => Err(format!("waiting for `{}`: {e}", argv.join(" "))),
-        Err(_) => {
-            if let Ok(pid) = i32::try_from(pid) {
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-            let _ = rx.recv();
-            Err(format!(
-                "`{}` did not finish within {timeout_ms} ms (the store hangs); it was killed",
-                argv.join(" ")
-            ))
-        }
+        Err(_) => Err(format!(
+            "`{}` did not finish within {timeout_ms} ms (the store hangs); it was killed",
+            argv.join(" ")
+        )),
     }
 }
 
@@ -756,41 +830,88 @@ fn build_report(
 ) -> RunReport {
     let mut ops_by = BTreeMap::new();
     for r in history {
-        *ops_by.entry(format!("{}/{}", r.op, r.outcome)).or_insert(0usize) += 1;
+        *ops_by
+            .entry(format!("{}/{}", r.op, r.outcome))
+            .or_insert(0usize) += 1;
     }
     let run_s = run_end.saturating_sub(epoch) as f64 / 1e9;
     let workload_ops = history.iter().filter(|r| r.invoke_ns < run_end).count();
     let vs = &audit.violations;
     let status_of = |pred: &dyn Fn(&audit::Violation) -> bool| {
         let n = vs.iter().filter(|v| pred(v)).count();
-        if n > 0 { (Status::Violation, format!("{n} violation(s)")) } else { (Status::Ok, String::new()) }
+        if n > 0 {
+            (Status::Violation, format!("{n} violation(s)"))
+        } else {
+            (Status::Ok, String::new())
+        }
     };
     let mut checks = Vec::new();
     let (s, _) = status_of(&|v| v.kind == audit::Kind::LostWrite && !v.final_state);
     checks.push(Check::new("lost writes", s, {
         let mut d = audit.lost_line();
         if !audit.lost_keys.is_empty() {
-            d.push_str(&format!(" ({})", audit.lost_keys.iter().take(8).cloned().collect::<Vec<_>>().join(", ")));
+            d.push_str(&format!(
+                " ({})",
+                audit
+                    .lost_keys
+                    .iter()
+                    .take(8)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         d
     }));
     let (s, d) = status_of(&|v| {
         !v.final_state && !matches!(v.kind, audit::Kind::LostWrite | audit::Kind::Damaged)
     });
-    checks.push(Check::new("stale reads", s, if d.is_empty() { format!("{} observations", audit.observations) } else { d }));
+    checks.push(Check::new(
+        "stale reads",
+        s,
+        if d.is_empty() {
+            format!("{} observations", audit.observations)
+        } else {
+            d
+        },
+    ));
     if final_read {
         let (s, d) = status_of(&|v| v.final_state);
-        checks.push(Check::new("final state", s, if d.is_empty() { "every key holds a value that could be last".into() } else { d }));
+        checks.push(Check::new(
+            "final state",
+            s,
+            if d.is_empty() {
+                "every key holds a value that could be last".into()
+            } else {
+                d
+            },
+        ));
     } else {
-        checks.push(Check::new("final state", Status::NotRun, "stopped early".into()));
+        checks.push(Check::new(
+            "final state",
+            Status::NotRun,
+            "stopped early".into(),
+        ));
     }
     if has_sentinel {
         let (s, d) = status_of(&|v| v.sentinel);
-        checks.push(Check::new("sentinel", s, if d.is_empty() { "intact".into() } else { d }));
+        checks.push(Check::new(
+            "sentinel",
+            s,
+            if d.is_empty() { "intact".into() } else { d },
+        ));
     }
     let (s, d) = status_of(&|v| v.kind == audit::Kind::Damaged);
-    checks.push(Check::new("torn reads", s, if d.is_empty() { "none".into() } else { d }));
-    checks.push(Check::new("store integrity", integrity.status, integrity.detail.clone()));
+    checks.push(Check::new(
+        "torn reads",
+        s,
+        if d.is_empty() { "none".into() } else { d },
+    ));
+    checks.push(Check::new(
+        "store integrity",
+        integrity.status,
+        integrity.detail.clone(),
+    ));
     checks.push(match &linearizability {
         None => Check::new("linearizability", Status::NotChecked, "not checked".into()),
         Some(c) => {
@@ -829,13 +950,21 @@ fn build_report(
             Some("the linearizability check ran out of budget (unknown, never a pass)".to_owned()),
         )
     } else if let Stop::StoreUnresponsive(why) = stop {
-        (Verdict::Inconclusive, Some(format!("the store stopped answering: {why}")))
+        (
+            Verdict::Inconclusive,
+            Some(format!("the store stopped answering: {why}")),
+        )
     } else if audit.observations == 0 {
-        (Verdict::Inconclusive, Some("nothing was observed: no read succeeded".to_owned()))
+        (
+            Verdict::Inconclusive,
+            Some("nothing was observed: no read succeeded".to_owned()),
+        )
     } else {
         (Verdict::Pass, None)
     };
-    let first = vs.first().map(|v| v.detected_ns.saturating_sub(epoch) as f64 / 1e9);
+    let first = vs
+        .first()
+        .map(|v| v.detected_ns.saturating_sub(epoch) as f64 / 1e9);
     RunReport {
         scenario: scenario.name.clone(),
         scenario_file: config.scenario.display().to_string(),
@@ -848,7 +977,11 @@ fn build_report(
         duration_s: run_s,
         wall_s: wall.as_secs_f64(),
         ops: workload_ops,
-        ops_per_s: if run_s > 0.0 { workload_ops as f64 / run_s } else { 0.0 },
+        ops_per_s: if run_s > 0.0 {
+            workload_ops as f64 / run_s
+        } else {
+            0.0
+        },
         ops_by,
         stop: match stop {
             Stop::Done => "done".into(),

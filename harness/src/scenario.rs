@@ -162,7 +162,8 @@ impl Scenario {
     /// # Errors
     /// I/O errors; configuration errors naming the file, line and field.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read scenario", path, e))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::io("read scenario", path, e))?;
         Self::parse(path, &text)
     }
 
@@ -184,7 +185,11 @@ impl Scenario {
                 .unwrap_or_else(|| "scenario".into())
         });
         if file.role.is_empty() {
-            return Err(Error::config(path, None, "no [[role]]: a scenario needs at least one"));
+            return Err(Error::config(
+                path,
+                None,
+                "no [[role]]: a scenario needs at least one",
+            ));
         }
         let mut roles = Vec::new();
         for role in file.role {
@@ -216,10 +221,16 @@ impl Scenario {
                 steps.extend(parse_step(step, &sctx, span, &err)?);
             }
             if !steps.iter().any(|s| matches!(s, Step::Op { .. })) {
-                return Err(err(steps_span, format!("{ctx}: field `steps` has no operation")));
+                return Err(err(
+                    steps_span,
+                    format!("{ctx}: field `steps` has no operation"),
+                ));
             }
             if role.handle.is_some_and(|h| h == Handle::LongLived) && role.sentinel {
-                return Err(err(role_span, format!("{ctx}: a sentinel role cannot be long-lived")));
+                return Err(err(
+                    role_span,
+                    format!("{ctx}: a sentinel role cannot be long-lived"),
+                ));
             }
             roles.push(Role {
                 name: role.name,
@@ -242,7 +253,11 @@ impl Scenario {
         let mut names = std::collections::HashSet::new();
         for r in &roles {
             if !names.insert(r.name.as_str()) {
-                return Err(Error::config(path, None, format!("two roles are named {:?}", r.name)));
+                return Err(Error::config(
+                    path,
+                    None,
+                    format!("two roles are named {:?}", r.name),
+                ));
             }
         }
         Ok(Self {
@@ -270,7 +285,10 @@ fn parse_step(
     err: &impl Fn(std::ops::Range<usize>, String) -> Error,
 ) -> Result<Vec<Step>> {
     match (step.op, step.pause_ms) {
-        (Some(_), Some(_)) => Err(err(span, format!("{ctx}: give `op` or `pause_ms`, not both"))),
+        (Some(_), Some(_)) => Err(err(
+            span,
+            format!("{ctx}: give `op` or `pause_ms`, not both"),
+        )),
         (None, None) => Err(err(span, format!("{ctx}: needs `op` or `pause_ms`"))),
         (None, Some(ms)) => {
             if step.key.is_some() || step.value.is_some() || step.pad_to.is_some() {
@@ -286,7 +304,10 @@ fn parse_step(
         }
         (Some(op), None) => {
             if step.jitter_ms.is_some() {
-                return Err(err(span, format!("{ctx}: field `jitter_ms` belongs to a pause")));
+                return Err(err(
+                    span,
+                    format!("{ctx}: field `jitter_ms` belongs to a pause"),
+                ));
             }
             let keyed = matches!(op, Op::Set | Op::Get | Op::Delete);
             let keys = match (&step.key, keyed) {
@@ -323,7 +344,10 @@ fn parse_step(
                     Some(v.get_ref().clone())
                 }
                 (Some(v), _) => {
-                    return Err(err(v.span(), format!("{ctx}: `{op}` takes no field `value`")));
+                    return Err(err(
+                        v.span(),
+                        format!("{ctx}: `{op}` takes no field `value`"),
+                    ));
                 }
                 (None, Op::Set) => Some("{tag}".to_owned()),
                 (None, _) => None,
@@ -381,15 +405,18 @@ steps = [{ op = "delete", key = "v{index}" }, { op = "get", key = "v{index}" }]
     fn unknown_field_is_named_with_its_line() {
         let text = OK.replace("iterations = 3", "iterations = 3\nbogus_field = 1");
         let e = parse(&text).unwrap_err().to_string();
-        assert!(e.starts_with("s.toml:14:"), "{e}");
+        assert!(e.starts_with("s.toml:13:"), "{e}");
         assert!(e.contains("bogus_field"), "{e}");
     }
 
     #[test]
     fn bad_placeholder_is_named_with_its_line() {
-        let text = OK.replace("v{index}\" }, { op = \"get\"", "v{indx}\" }, { op = \"get\"");
+        let text = OK.replace(
+            "v{index}\" }, { op = \"get\"",
+            "v{indx}\" }, { op = \"get\"",
+        );
         let e = parse(&text).unwrap_err().to_string();
-        assert!(e.starts_with("s.toml:15:"), "{e}");
+        assert!(e.starts_with("s.toml:13:"), "{e}");
         assert!(e.contains("field `key`") && e.contains("{indx}"), "{e}");
     }
 

@@ -53,7 +53,11 @@ pub fn validate(template: &str, allow_tag: bool) -> Result<Vec<String>, String> 
                 .collect();
             return Err(format!(
                 "unknown placeholder {{{name}}} in {template:?}; expected one of {}",
-                allowed.iter().map(|v| format!("{{{v}}}")).collect::<Vec<_>>().join(", ")
+                allowed
+                    .iter()
+                    .map(|v| format!("{{{v}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         used.push(name.to_owned());
@@ -88,7 +92,9 @@ pub fn expand_range(template: &str) -> Result<Vec<String>, String> {
     };
     let (a, b) = (parse(a)?, parse(b)?);
     if a > b || b - a >= 10_000 {
-        return Err(format!("range {{{a}..{b}}} in {template:?} is empty or too long"));
+        return Err(format!(
+            "range {{{a}..{b}}} in {template:?} is empty or too long"
+        ));
     }
     let (head, tail) = (&template[..open], &template[close + 1..]);
     if tail.contains("..") {
@@ -164,7 +170,11 @@ mod tests {
             tag: Some("p7-3"),
         };
         let mut rng = Rng::for_worker(1, 7);
-        let s = render("{role}/{process}/{index}/{iter}/{tag}/{hex8}", &vars, &mut rng);
+        let s = render(
+            "{role}/{process}/{index}/{iter}/{tag}/{hex8}",
+            &vars,
+            &mut rng,
+        );
         assert!(s.starts_with("churn/7/2/5/p7-3/"), "{s}");
         assert_eq!(s.rsplit('/').next().unwrap().len(), 8);
     }

@@ -51,7 +51,8 @@ pub const EXIT_STORE_MISSING: i32 = 5;
 /// # Errors
 /// Unreadable spec, history I/O errors.
 pub fn worker_main(spec_path: &Path) -> Result<i32> {
-    let text = std::fs::read_to_string(spec_path).map_err(|e| Error::io("read worker spec", spec_path, e))?;
+    let text = std::fs::read_to_string(spec_path)
+        .map_err(|e| Error::io("read worker spec", spec_path, e))?;
     let spec: WorkerSpec = serde_json::from_str(&text)
         .map_err(|e| Error::config(spec_path, Some(e.line()), e.to_string()))?;
     let mut driver = Driver::new(spec.driver.clone())?;
@@ -74,7 +75,8 @@ pub fn worker_main(spec_path: &Path) -> Result<i32> {
         let _ = stop_tx.send(());
     });
 
-    let file = std::fs::File::create(&spec.history).map_err(|e| Error::io("create history", &spec.history, e))?;
+    let file = std::fs::File::create(&spec.history)
+        .map_err(|e| Error::io("create history", &spec.history, e))?;
     let mut out = BufWriter::new(file);
     let mut rng = Rng::for_worker(spec.seed, spec.process);
     let role = &spec.role;
@@ -92,7 +94,10 @@ pub fn worker_main(spec_path: &Path) -> Result<i32> {
         }
         iter += 1;
         for step in &role.steps {
-            if matches!(stop.try_recv(), Ok(()) | Err(mpsc::TryRecvError::Disconnected)) {
+            if matches!(
+                stop.try_recv(),
+                Ok(()) | Err(mpsc::TryRecvError::Disconnected)
+            ) {
                 break 'outer;
             }
             match step {
@@ -128,7 +133,11 @@ pub fn worker_main(spec_path: &Path) -> Result<i32> {
                         }
                         v
                     });
-                    let call = Call { op: *op, key, value };
+                    let call = Call {
+                        op: *op,
+                        key,
+                        value,
+                    };
                     let invoke_ns = now_ns();
                     let done = driver.exec(&call);
                     let complete_ns = now_ns();
@@ -180,7 +189,10 @@ fn sleep_until(stop: &mpsc::Receiver<()>, t_ns: u64) -> bool {
     loop {
         let now = now_ns();
         if now >= t_ns {
-            return !matches!(stop.try_recv(), Ok(()) | Err(mpsc::TryRecvError::Disconnected));
+            return !matches!(
+                stop.try_recv(),
+                Ok(()) | Err(mpsc::TryRecvError::Disconnected)
+            );
         }
         match stop.recv_timeout(Duration::from_nanos(t_ns - now)) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}

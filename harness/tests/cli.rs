@@ -1,0 +1,485 @@
+//! Integration tests: run the real `clobber` binary against the real `clobber-store`
+//! binary (built by `cargo build --workspace`, found next to `clobber`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use clobber_check::history::read_jsonl;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn clobber_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_clobber"))
+}
+
+/// The store binary next to `clobber` (or in the debug/release dir above it).
+fn store_bin() -> PathBuf {
+    let exe = clobber_bin();
+    let dir = exe.parent().expect("clobber has a directory");
+    for candidate in [dir.join("clobber-store"), dir.join("../clobber-store")] {
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "clobber-store is not built next to {}: run `cargo build -p clobber-store` (or \
+         `cargo build --workspace`) before `cargo test -p clobber`",
+        exe.display()
+    );
+}
+
+fn clobber(args: &[&str]) -> Output {
+    Command::new(clobber_bin())
+        .args(args)
+        .current_dir(root())
+        .env("CLOBBER_STORE_BIN", store_bin())
+        .output()
+        .expect("clobber runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn scenarios() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join("scenarios"))
+        .expect("scenarios/ exists")
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let name = p.file_name()?.to_string_lossy().into_owned();
+            (p.extension()? == "toml").then(|| format!("scenarios/{name}"))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Run a scenario briefly: long enough to judge, short enough for CI.
+fn run(scenario: &str, store: &str, mode: &str) -> Output {
+    clobber(&[
+        "run",
+        scenario,
+        "--store",
+        store,
+        "--mode",
+        mode,
+        "--seed",
+        "7",
+        "--quiet",
+        "--max-duration-ms",
+        "1500",
+    ])
+}
+
+#[test]
+fn every_shipped_scenario_passes_on_the_reference_store_and_catches_stale_snapshot_in_cli_mode() {
+    let all = scenarios();
+    assert!(all.len() >= 6, "{all:?}");
+    for s in &all {
+        let ok = run(s, "reference", "cli");
+        assert_eq!(
+            ok.status.code(),
+            Some(0),
+            "{s} on the reference store\n{}",
+            text(&ok)
+        );
+        if s.ends_with("throughput.toml") {
+            continue; // one writer per key and no concurrency on any key
+        }
+        let bad = run(s, "reference:stale-snapshot", "cli");
+        assert_eq!(
+            bad.status.code(),
+            Some(1),
+            "{s} on stale-snapshot\n{}",
+            text(&bad)
+        );
+    }
+}
+
+#[test]
+fn every_shipped_scenario_passes_on_the_reference_store_and_catches_no_lock_in_lib_mode() {
+    for s in &scenarios() {
+        let ok = run(s, "reference", "lib");
+        assert_eq!(
+            ok.status.code(),
+            Some(0),
+            "{s} on the reference store\n{}",
+            text(&ok)
+        );
+        if s.ends_with("throughput.toml") {
+            continue;
+        }
+        let bad = run(s, "reference:no-lock", "lib");
+        assert_eq!(bad.status.code(), Some(1), "{s} on no-lock\n{}", text(&bad));
+    }
+}
+
+#[test]
+fn the_seed_scenario_catches_every_faulty_protocol_with_a_witness_and_a_replay_line() {
+    for fault in [
+        "stale-snapshot",
+        "no-lock",
+        "unlink-lock",
+        "lock-data-file",
+        "in-place",
+    ] {
+        let store = format!("reference:{fault}");
+        let out = clobber(&[
+            "run",
+            "scenarios/oauth-churn.toml",
+            "--store",
+            &store,
+            "--seed",
+            "11",
+            "--quiet",
+        ]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{fault}\n{t}");
+        assert!(t.contains("verdict: VIOLATION (exit 1)"), "{t}");
+        assert!(t.contains("time to detect: "), "{t}");
+        assert!(t.contains("Lost: "), "{t}");
+        assert!(t.contains("violation 1 of "), "{t}");
+        assert!(
+            t.contains(&format!("replay: clobber run scenarios/oauth-churn.toml --store {store} --mode cli --seed 11")),
+            "{t}"
+        );
+        if fault == "in-place" {
+            assert!(t.contains("torn read") || t.contains("lost write"), "{t}");
+        } else {
+            assert!(
+                t.contains("lost write on key") || t.contains("stale read on key"),
+                "{t}"
+            );
+        }
+    }
+}
+
+#[test]
+fn json_report_and_history_file_are_written_and_the_history_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let hist = dir.path().join("history.jsonl");
+    let out = clobber(&[
+        "run",
+        "scenarios/parallel-churn.toml",
+        "--store",
+        "reference:stale-snapshot",
+        "--seed",
+        "3",
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+        "--history",
+        hist.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["verdict"], "violation");
+    assert_eq!(report["seed"], 3);
+    assert!(report["lost"].as_u64().unwrap() >= 1, "{report}");
+    let witness = report["violations"][0]["witness"].as_array().unwrap();
+    assert!((1..=4).contains(&witness.len()), "{report}");
+    let records = read_jsonl(std::io::BufReader::new(std::fs::File::open(&hist).unwrap())).unwrap();
+    assert!(records.len() > 10);
+    let values: Vec<&str> = records
+        .iter()
+        .filter(|r| r.op == clobber_check::history::Op::Set)
+        .filter_map(|r| r.value.as_deref())
+        .collect();
+    let unique: std::collections::HashSet<&&str> = values.iter().collect();
+    assert_eq!(unique.len(), values.len(), "written values are unique");
+    // The checker on the recorded history agrees with the harness.
+    let check = clobber(&["check", hist.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+}
+
+#[test]
+fn a_passing_run_removes_its_scratch_directory_unless_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("scratch");
+    let out = clobber(&[
+        "run",
+        "scenarios/throughput.toml",
+        "--mode",
+        "lib",
+        "--max-duration-ms",
+        "300",
+        "--quiet",
+        "--scratch",
+        scratch.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        scratch.join("history.jsonl").is_file(),
+        "an explicit --scratch is kept"
+    );
+    let again = clobber(&[
+        "run",
+        "scenarios/throughput.toml",
+        "--quiet",
+        "--scratch",
+        scratch.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        again.status.code(),
+        Some(3),
+        "a non-empty scratch is refused\n{}",
+        text(&again)
+    );
+    assert!(text(&again).contains("not empty"));
+}
+
+#[test]
+fn malformed_scenario_names_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "description = \"x\"\n[[role]]\nname = \"r\"\niterations = 1\nproceses = 2\nsteps = [{ op = \"get\", key = \"k\" }]\n",
+    )
+    .unwrap();
+    let out = clobber(&["run", bad.to_str().unwrap()]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{t}");
+    assert!(t.contains(&format!("{}:5:", bad.display())), "{t}");
+    assert!(t.contains("proceses"), "{t}");
+    std::fs::write(
+        &bad,
+        "description = \"x\"\n[[role]]\nname = \"r\"\niterations = 1\nsteps = [\n  { op = \"get\", key = \"k{nope}\" },\n]\n",
+    )
+    .unwrap();
+    let t = text(&clobber(&["run", bad.to_str().unwrap()]));
+    assert!(
+        t.contains(":6:") && t.contains("field `key`") && t.contains("{nope}"),
+        "{t}"
+    );
+}
+
+#[test]
+fn malformed_adapter_names_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let text_in = std::fs::read_to_string(root().join("adapters/clobber-store.toml"))
+        .unwrap()
+        .replace("value = \"stdin\"", "value = \"stdin\"\nvalue_mode = 1");
+    std::fs::write(&bad, text_in).unwrap();
+    let out = clobber(&[
+        "run",
+        "scenarios/oauth-churn.toml",
+        "--store",
+        bad.to_str().unwrap(),
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{t}");
+    assert!(
+        t.contains("bad.toml:11:") && t.contains("value_mode"),
+        "{t}"
+    );
+}
+
+#[test]
+fn every_shipped_adapter_parses_and_a_missing_store_binary_is_a_setup_error() {
+    for entry in std::fs::read_dir(root().join("adapters")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            clobber::adapter::Adapter::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    let out = Command::new(clobber_bin())
+        .args([
+            "run",
+            "scenarios/oauth-churn.toml",
+            "--store",
+            "adapters/thv.toml",
+            "--quiet",
+        ])
+        .current_dir(root())
+        .env("PATH", "/nonexistent")
+        .env_remove("CLOBBER_THV_BIN")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(5), "{t}");
+    assert!(
+        t.contains("store program `thv`") && t.contains("not found"),
+        "{t}"
+    );
+}
+
+#[test]
+fn lib_mode_refuses_a_foreign_store() {
+    let out = clobber(&[
+        "run",
+        "scenarios/oauth-churn.toml",
+        "--store",
+        "adapters/thv.toml",
+        "--mode",
+        "lib",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+}
+
+/// Processes whose command line contains `marker`.
+fn processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(marker) && !cmd.contains("cargo") {
+                found.push(format!("{}: {cmd}", entry.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+fn fake_store(dir: &Path, name: &str, set_script: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"name = "{name}"
+program = "/bin/sh"
+value = "stdin"
+[commands]
+set = ["{{program}}", "-c", "{set_script}", "{{key}}"]
+get = ["{{program}}", "-c", "echo 'secret not found' >&2; exit 1", "{{key}}"]
+delete = ["{{program}}", "-c", "echo 'secret not found' >&2; exit 1", "{{key}}"]
+[not_found]
+exit_code = 1
+stderr_contains = "secret not found"
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_hanging_store_is_killed_with_every_process_and_the_run_is_not_a_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("clobber-hang-marker-{}", std::process::id());
+    let adapter = fake_store(dir.path(), "hang", &format!("sleep 1000 # {marker}"));
+    let t0 = Instant::now();
+    let out = clobber(&[
+        "run",
+        "scenarios/oauth-churn.toml",
+        "--store",
+        adapter.to_str().unwrap(),
+        "--op-timeout-ms",
+        "300",
+        "--quiet",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("stopped answering") && t.contains("timed out after 300 ms"),
+        "{t}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        t0.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        processes_with(&marker),
+        Vec::<String>::new(),
+        "processes left behind"
+    );
+
+    // A store that hangs on its first call is a setup error.
+    let adapter = dir.path().join("hang-probe.toml");
+    std::fs::write(
+        &adapter,
+        std::fs::read_to_string(dir.path().join("hang.toml"))
+            .unwrap()
+            .replace(
+                "echo 'secret not found' >&2; exit 1",
+                &format!("sleep 1000 # {marker}"),
+            ),
+    )
+    .unwrap();
+    let out = clobber(&[
+        "run",
+        "scenarios/oauth-churn.toml",
+        "--store",
+        adapter.to_str().unwrap(),
+        "--op-timeout-ms",
+        "300",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(5), "{t}");
+    assert!(t.contains("the store hangs"), "{t}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        processes_with(&marker),
+        Vec::<String>::new(),
+        "processes left behind"
+    );
+}
+
+#[test]
+fn a_crashing_store_is_reported_and_the_run_is_not_a_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = fake_store(dir.path(), "crash", "kill -SEGV $$");
+    let out = clobber(&[
+        "run",
+        "scenarios/oauth-churn.toml",
+        "--store",
+        adapter.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("killed by signal 11"), "{t}");
+}
+
+#[test]
+fn sigterm_kills_every_worker_and_store_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("scratch-sigterm");
+    let child = Command::new(clobber_bin())
+        .args([
+            "run",
+            "scenarios/oauth-churn.toml",
+            "--quiet",
+            "--scratch",
+            scratch.to_str().unwrap(),
+        ])
+        .current_dir(root())
+        .env("CLOBBER_STORE_BIN", store_bin())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let marker = scratch.display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with(&marker).len() < 8 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(processes_with(&marker).len() >= 8, "the workers started");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted: killed"));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        processes_with(&marker),
+        Vec::<String>::new(),
+        "processes left behind"
+    );
+}
