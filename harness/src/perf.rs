@@ -5,7 +5,7 @@
 //! 2. Operations per second of one throughput scenario in `lib` mode against `cli`
 //!    mode, on the same machine, one after the other.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -86,7 +86,7 @@ pub fn perf(scenario: &Path, samples: usize) -> Result<Perf> {
 
 fn measure(
     adapter: &Adapter,
-    program: &PathBuf,
+    program: &Path,
     scratch: &Path,
     scenario: &Path,
     samples: usize,
