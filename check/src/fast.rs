@@ -185,7 +185,7 @@ pub fn check(ops: &[RegEntry]) -> FastVerdict {
         if b.f < a.s {
             if proofs.push_capped(
                 zone_ops(&[a, b]),
-                "two values must each be held over overlapping stretches of time".into(),
+                "two values were each seen over stretches of time that overlap: one of the reads is stale".into(),
             ) {
                 return proofs.verdict();
             }
@@ -201,7 +201,8 @@ pub fn check(ops: &[RegEntry]) -> FastVerdict {
         if let Some(fz) = around(z.s, z.f) {
             if proofs.push_capped(
                 zone_ops(&[fz, *z]),
-                "a value was written and read entirely while another value had to be held".into(),
+                "a write finished while an older state was still read after it: that read is stale"
+                    .into(),
             ) {
                 return proofs.verdict();
             }

@@ -1,6 +1,6 @@
 //! String interning: every key and value of a history becomes a `u32`, so the
 //! checker compares integers and a million-operation history stays small in memory
-//! (each distinct string is stored once).
+//! (each distinct string is stored once, all in one buffer).
 
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
@@ -9,7 +9,10 @@ use std::hash::BuildHasher;
 /// absent value for values, "no key" for keys) and named by the constructor.
 #[derive(Debug, Clone)]
 pub struct Interner {
-    names: Vec<Box<str>>,
+    /// Every name, back to back.
+    arena: String,
+    /// Where each id's name ends in `arena` (it starts where the previous ends).
+    ends: Vec<usize>,
     table: HashTable<u32>,
     hasher: hashbrown::DefaultHashBuilder,
 }
@@ -19,27 +22,29 @@ impl Interner {
     #[must_use]
     pub fn new(zero_name: &str) -> Self {
         let mut interner = Interner {
-            names: Vec::new(),
+            arena: String::new(),
+            ends: Vec::new(),
             table: HashTable::new(),
             hasher: hashbrown::DefaultHashBuilder::default(),
         };
-        interner.names.push(zero_name.into());
+        interner.arena.push_str(zero_name);
+        interner.ends.push(interner.arena.len());
         interner
     }
 
     /// The id of `name`, adding it if new. Id 0 is never returned.
     pub fn intern(&mut self, name: &str) -> u32 {
         let hash = self.hasher.hash_one(name);
-        let names = &self.names;
-        if let Some(&id) = self.table.find(hash, |&id| &*names[id as usize] == name) {
+        let (arena, ends) = (&self.arena, &self.ends);
+        if let Some(&id) = self.table.find(hash, |&id| slice(arena, ends, id) == name) {
             return id;
         }
-        let id = u32::try_from(self.names.len()).expect("fewer than 2^32 distinct strings");
-        self.names.push(name.into());
-        let names = &self.names;
-        let hasher = &self.hasher;
+        let id = u32::try_from(self.ends.len()).expect("fewer than 2^32 distinct strings");
+        self.arena.push_str(name);
+        self.ends.push(self.arena.len());
+        let (arena, ends, hasher) = (&self.arena, &self.ends, &self.hasher);
         self.table
-            .insert_unique(hash, id, |&id| hasher.hash_one(&*names[id as usize]));
+            .insert_unique(hash, id, |&id| hasher.hash_one(slice(arena, ends, id)));
         id
     }
 
@@ -47,28 +52,32 @@ impl Interner {
     #[must_use]
     pub fn get(&self, name: &str) -> Option<u32> {
         let hash = self.hasher.hash_one(name);
-        self.table
-            .find(hash, |&id| &*self.names[id as usize] == name)
-            .copied()
+        self.table.find(hash, |&id| self.name(id) == name).copied()
     }
 
     /// The string of `id`.
     #[must_use]
     pub fn name(&self, id: u32) -> &str {
-        &self.names[id as usize]
+        slice(&self.arena, &self.ends, id)
     }
 
     /// Number of ids, including the reserved 0.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.ends.len()
     }
 
     /// True when only the reserved id exists.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.names.len() == 1
+        self.ends.len() == 1
     }
+}
+
+fn slice<'a>(arena: &'a str, ends: &[usize], id: u32) -> &'a str {
+    let id = id as usize;
+    let start = if id == 0 { 0 } else { ends[id - 1] };
+    &arena[start..ends[id]]
 }
 
 #[cfg(test)]
