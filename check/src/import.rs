@@ -510,3 +510,85 @@ impl<'a> EdnParser<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jepsen_events_pair_up_with_their_meaning() {
+        let log = "2017-03-08 12:00:00,123{GMT}\tINFO\t[jepsen worker 3] jepsen.util: 3\t:invoke\t:write\t4\n\
+                   INFO  jepsen.util - 3\t:ok\t:write\t4\n\
+                   INFO  jepsen.util - :nemesis\t:info\t:start\tnil\n\
+                   INFO  jepsen.util - 1\t:invoke\t:cas\t[4 0]\n\
+                   INFO  jepsen.util - 1\t:fail\t:cas\t[4 0]\n\
+                   INFO  jepsen.util - 2\t:invoke\t:read\tnil\n\
+                   INFO  jepsen.util - 2\t:fail\t:read\t:timed-out\n\
+                   INFO  jepsen.util - 5\t:invoke\t:write\t7\n\
+                   INFO  jepsen.util - 5\t:info\t:write\t7\n\
+                   INFO  jepsen.util - 6\t:invoke\t:read\tnil\n";
+        let h = jepsen_register(log.as_bytes()).unwrap();
+        let kinds: Vec<_> = h
+            .entries
+            .iter()
+            .map(|e| (e.process, e.input, e.output, e.complete.is_some(), e.source))
+            .collect();
+        let v = |s: &str| h.values.get(s).unwrap();
+        assert_eq!(
+            kinds,
+            vec![
+                (3, Action::Write(v("4")), Reply::Ok, true, 1),
+                // A failed compare is an observation: the value was not 4.
+                (
+                    1,
+                    Action::Cas {
+                        expect: v("4"),
+                        new: v("0")
+                    },
+                    Reply::Mismatch,
+                    true,
+                    4
+                ),
+                // The timed-out read and the unanswered read constrain nothing.
+                (5, Action::Write(v("7")), Reply::Ok, false, 8),
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_jepsen_lines_are_named() {
+        let bad_value = "INFO  jepsen.util - 3\t:invoke\t:write\t{oops\n";
+        assert_eq!(jepsen_register(bad_value.as_bytes()).unwrap_err().line, 1);
+        let bad_f =
+            "INFO  jepsen.util - 3\t:invoke\t:write\t1\nINFO  jepsen.util - 3\t:ok\t:read\t1\n";
+        let e = jepsen_register(bad_f.as_bytes()).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("does not match"), "{e}");
+    }
+
+    #[test]
+    fn edn_maps_become_string_kv_operations() {
+        let log = "{:process 0, :type :invoke, :f :put, :key \"5\", :value \"a\", :time 10}\n\
+                   {:process 0, :type :ok, :f :put, :key \"5\", :value \"a\", :time 20}\n\
+                   {:process 1, :type :invoke, :f :append, :key \"5\", :value \"b\", :time 30}\n\
+                   {:process 1, :type :fail, :f :append, :key \"5\", :value \"b\", :time 40}\n\
+                   {:process 2, :type :invoke, :f :get, :key 5, :value nil, :time 50}\n\
+                   {:process 2, :type :ok, :f :get, :key 5, :value \"a\", :time 60}\n";
+        let h = edn_kv(log.as_bytes()).unwrap();
+        assert_eq!(h.len(), 2, "the failed append did not happen");
+        assert_eq!((h[0].invoke, h[0].complete), (10, Some(20)));
+        assert_eq!(
+            h[1].output,
+            StrOutput::Value("a".into()),
+            "integer keys are read as strings"
+        );
+        assert_eq!(h[1].input.key(), "5");
+        let dup = "{:process 0, :process 1, :type :invoke, :f :get, :key \"5\"}\n";
+        assert!(
+            edn_kv(dup.as_bytes())
+                .unwrap_err()
+                .message
+                .contains("duplicate")
+        );
+    }
+}

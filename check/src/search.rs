@@ -397,3 +397,91 @@ where
         .fetch_sub(memo.len() * MEMO_ENTRY_BYTES, Ordering::Relaxed);
     outcome
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intern::Interner;
+    use crate::model::register::{Action, RegEntry, Register, Reply};
+
+    fn op(process: u64, invoke: u64, complete: u64, input: Action, output: Reply) -> RegEntry {
+        Entry {
+            process,
+            invoke,
+            complete: Some(complete),
+            input,
+            output,
+            source: 0,
+        }
+    }
+
+    fn run(h: &[RegEntry], budget: &Budget) -> Outcome {
+        let names = Interner::new("nil");
+        search(&Register { values: &names }, h, &mut NoPrune, budget)
+    }
+
+    fn roomy() -> Budget {
+        Budget::new(std::time::Duration::from_secs(10), 1 << 30)
+    }
+
+    #[test]
+    fn finds_a_linearization_that_reorders_concurrent_writes() {
+        // w1 and w2 overlap; the reads show w2 took effect first.
+        let h = [
+            op(1, 0, 10, Action::Write(1), Reply::Ok),
+            op(2, 1, 9, Action::Write(2), Reply::Ok),
+            op(3, 2, 3, Action::Read, Reply::Value(2)),
+            op(3, 11, 12, Action::Read, Reply::Value(1)),
+        ];
+        assert_eq!(run(&h, &roomy()), Outcome::Ok);
+    }
+
+    #[test]
+    fn identifies_unlinearizable_register_history() {
+        // A read after both writes finished sees the first one, then the second.
+        let h = [
+            op(1, 0, 1, Action::Write(1), Reply::Ok),
+            op(2, 2, 3, Action::Write(2), Reply::Ok),
+            op(3, 4, 5, Action::Read, Reply::Value(2)),
+            op(3, 6, 7, Action::Read, Reply::Value(1)),
+        ];
+        assert!(matches!(run(&h, &roomy()), Outcome::Violation { .. }));
+    }
+
+    #[test]
+    fn indeterminate_writes_may_apply_late_or_never() {
+        let pending = |v| Entry {
+            process: 9,
+            invoke: 0,
+            complete: None,
+            input: Action::Write(v),
+            output: Reply::Ok,
+            source: 0,
+        };
+        let h = [
+            pending(1),
+            op(2, 5, 6, Action::Read, Reply::Value(0)),
+            op(2, 100, 101, Action::Read, Reply::Value(1)),
+        ];
+        assert_eq!(run(&h, &roomy()), Outcome::Ok);
+        let never = [pending(1), op(2, 5, 6, Action::Read, Reply::Value(0))];
+        assert_eq!(run(&never, &roomy()), Outcome::Ok);
+    }
+
+    #[test]
+    fn an_exceeded_memory_budget_is_unknown() {
+        // 14 overlapping writes, then reads that no order satisfies: without pruning
+        // the search must try many subsets before failing.
+        let mut h: Vec<RegEntry> = (1..=14)
+            .map(|v| op(v.into(), 0, 100, Action::Write(v), Reply::Ok))
+            .collect();
+        h.push(op(20, 200, 201, Action::Read, Reply::Value(1)));
+        h.push(op(20, 202, 203, Action::Read, Reply::Value(2)));
+        let tiny = Budget::new(std::time::Duration::from_secs(10), 1024);
+        match run(&h, &tiny) {
+            Outcome::Unknown(reason) => assert!(reason.contains("memory"), "{reason}"),
+            other => panic!("expected unknown, got {other:?}"),
+        }
+        assert!(matches!(run(&h, &roomy()), Outcome::Violation { .. }));
+    }
+}
