@@ -1,6 +1,7 @@
 //! Checking a whole history: partition, decide each part (fast path, then search),
 //! shrink witnesses, collect lost writes, report.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -127,7 +128,12 @@ pub(crate) fn decide(
 ) -> PartDecision {
     let fate = fates(ops);
     let kept: Vec<usize> = (0..ops.len()).filter(|&i| fate[i] != Fate::Drop).collect();
-    let sub: Vec<RegEntry> = kept.iter().map(|&i| ops[i].clone()).collect();
+    // Copy the operations only when some are dropped or changed.
+    let sub: Cow<'_, [RegEntry]> = if kept.len() == ops.len() {
+        Cow::Borrowed(ops)
+    } else {
+        Cow::Owned(kept.iter().map(|&i| ops[i].clone()).collect())
+    };
     if fast_path {
         match fast::check(&sub) {
             FastVerdict::Ok => {
@@ -170,16 +176,23 @@ pub(crate) fn decide(
     ghost_writes.sort_unstable();
     ghost_removals.sort_unstable();
     let kept: Vec<usize> = searched.iter().map(|&j| kept[j]).collect();
-    let sub: Vec<RegEntry> = kept
-        .iter()
-        .map(|&i| {
-            let mut e = ops[i].clone();
-            if let Fate::CompleteBy(t) = fate[i] {
-                e.complete = Some(t.max(e.invoke));
-            }
-            e
-        })
-        .collect();
+    drop(sub);
+    let sub: Cow<'_, [RegEntry]> =
+        if kept.len() == ops.len() && fate.iter().all(|f| *f == Fate::Keep) {
+            Cow::Borrowed(ops)
+        } else {
+            Cow::Owned(
+                kept.iter()
+                    .map(|&i| {
+                        let mut e = ops[i].clone();
+                        if let Fate::CompleteBy(t) = fate[i] {
+                            e.complete = Some(t.max(e.invoke));
+                        }
+                        e
+                    })
+                    .collect(),
+            )
+        };
     let ghosts = [
         search::Ghosts {
             invokes: ghost_writes,
