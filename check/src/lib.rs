@@ -34,8 +34,20 @@
 //!   just-in-time linearization and a memo that holds only the pending window.
 //! - Witnesses ([`shrink`]): a violating key is shrunk to the fewest operations that
 //!   still cannot be linearized, removing only what cannot hide a violation.
+//! - Lost writes ([`lost`]): acknowledged writes that a later read missed with
+//!   nothing in between to explain it, summarised as "Lost: N / M".
 //! - Budgets: time and memory; when exceeded the verdict is `Unknown`, never `Ok`.
 //!
+//! Other inputs: Jepsen register logs and EDN key-value logs ([`import`], checked
+//! with [`check_register`] and [`check_model`]); synthetic histories that are
+//! linearizable by construction, optionally with one planted violation
+//! ([`generator`]). The command-line entry points (`clobber check`, `clobber gen`,
+//! `clobber bench`) live in [`cli`].
+//!
+//! ## Limits
+//! `list` and `clear` are checked per key (see [`model::kv`]); at most 128 operations
+//! may be pending at once on one key; repeated values and compare-and-set go to the
+//! search, which is exponential in the worst case and bounded by the budgets.
 
 #![deny(missing_docs)]
 

@@ -104,6 +104,89 @@ struct RecordRef<'a> {
     error: Option<Cow<'a, str>>,
 }
 
+/// Bytes per parallel batch.
+const CHUNK: usize = 4 << 20;
+
+/// Read whole lines, about [`CHUNK`] bytes (empty at the end of the input).
+fn read_chunk(input: &mut impl BufRead, line_base: usize) -> Result<Vec<u8>, ParseError> {
+    let mut buf = Vec::with_capacity(CHUNK + (64 << 10));
+    while buf.len() < CHUNK {
+        let n = input.read_until(b'\n', &mut buf).map_err(|e| ParseError {
+            line: line_base + 1,
+            message: e.to_string(),
+        })?;
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(buf)
+}
+
+/// A string of a parsed line: a byte range of the chunk, or owned when it had
+/// escapes.
+enum Str {
+    Range(usize, usize),
+    Owned(String),
+}
+
+/// The text of a [`Str`] (the parser checked it is UTF-8).
+fn view<'a>(chunk: &'a [u8], s: &'a Str) -> Cow<'a, str> {
+    match s {
+        Str::Range(a, b) => String::from_utf8_lossy(&chunk[*a..*b]),
+        Str::Owned(o) => Cow::Borrowed(o.as_str()),
+    }
+}
+
+/// A parsed line, owning no borrow of the chunk.
+struct Parsed {
+    process: u64,
+    op: Op,
+    key: Option<Str>,
+    value: Option<Str>,
+    keys: Option<Vec<Str>>,
+    outcome: Outcome,
+    invoke_ns: u64,
+    complete_ns: Option<u64>,
+}
+
+/// Parse every line of a chunk in parallel (one result per line).
+fn parse_chunk(chunk: &[u8], line_base: usize) -> Vec<Result<Option<Parsed>, ParseError>> {
+    let lines: Vec<&[u8]> = chunk.split(|&b| b == b'\n').collect();
+    // A final newline leaves an empty slice that is not a line.
+    let count = if chunk.ends_with(b"\n") || chunk.is_empty() {
+        lines.len() - 1
+    } else {
+        lines.len()
+    };
+    let base = chunk.as_ptr() as usize;
+    let str_of = |c: &Cow<'_, str>| match c {
+        Cow::Borrowed(s) => {
+            let a = s.as_ptr() as usize - base;
+            Str::Range(a, a + s.len())
+        }
+        Cow::Owned(o) => Str::Owned(o.clone()),
+    };
+    lines[..count]
+        .par_iter()
+        .enumerate()
+        .with_min_len(1024)
+        .map(|(i, line)| {
+            parse_line(line, line_base + i + 1).map(|r| {
+                r.map(|r| Parsed {
+                    process: r.process,
+                    op: r.op,
+                    key: r.key.as_ref().map(str_of),
+                    value: r.value.as_ref().map(str_of),
+                    keys: r.keys.as_ref().map(|ks| ks.iter().map(str_of).collect()),
+                    outcome: r.outcome,
+                    invoke_ns: r.invoke_ns,
+                    complete_ns: r.complete_ns,
+                })
+            })
+        })
+        .collect()
+}
+
 /// Parse and validate one line; `None` for a blank line.
 fn parse_line(line: &[u8], line_no: usize) -> Result<Option<RecordRef<'_>>, ParseError> {
     if line.iter().all(u8::is_ascii_whitespace) {
@@ -157,57 +240,52 @@ impl KvHistory {
     /// # Errors
     /// [`ParseError`] naming the first bad line.
     pub fn read_jsonl(mut input: impl BufRead) -> Result<Self, ParseError> {
-        /// Bytes parsed per parallel batch.
-        const CHUNK: usize = 4 << 20;
+        // Chunks of whole lines are parsed in parallel; while one chunk's strings are
+        // interned (sequentially), the next chunk is parsed.
         let mut h = KvHistory::default();
-        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + (64 << 10));
-        let mut line_base = 0usize;
-        loop {
-            buf.clear();
-            // Whole lines, about CHUNK bytes.
-            while buf.len() < CHUNK {
-                let n = input.read_until(b'\n', &mut buf).map_err(|e| ParseError {
-                    line: line_base + 1,
-                    message: e.to_string(),
-                })?;
-                if n == 0 {
-                    break;
-                }
-            }
-            if buf.is_empty() {
-                break;
-            }
-            let lines: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
-            // The split leaves an empty slice after a final newline; it is skipped
-            // as a blank line and must not count as one.
-            let count = if buf.ends_with(b"\n") {
-                lines.len() - 1
-            } else {
-                lines.len()
-            };
-            let parsed: Vec<Result<Option<RecordRef<'_>>, ParseError>> = lines[..count]
-                .par_iter()
-                .enumerate()
-                .with_min_len(1024)
-                .map(|(i, line)| parse_line(line, line_base + i + 1))
-                .collect();
-            for r in parsed {
-                if let Some(r) = r? {
-                    h.push(
-                        r.process,
-                        r.op,
-                        r.key.as_deref(),
-                        r.value.as_deref(),
-                        r.keys.as_ref().map(|ks| ks.iter().map(|k| &**k)),
-                        r.outcome,
-                        r.invoke_ns,
-                        r.complete_ns,
-                    );
-                }
-            }
-            line_base += count;
+        let mut base = 0usize;
+        let mut cur = read_chunk(&mut input, base)?;
+        let mut parsed = parse_chunk(&cur, base);
+        while !cur.is_empty() {
+            let count = parsed.len();
+            let next = read_chunk(&mut input, base + count)?;
+            let (next_parsed, interned) = rayon::join(
+                || parse_chunk(&next, base + count),
+                || h.intern_chunk(&cur, parsed),
+            );
+            interned?;
+            base += count;
+            cur = next;
+            parsed = next_parsed;
         }
         Ok(h)
+    }
+
+    fn intern_chunk(
+        &mut self,
+        chunk: &[u8],
+        parsed: Vec<Result<Option<Parsed>, ParseError>>,
+    ) -> Result<(), ParseError> {
+        for r in parsed {
+            let Some(r) = r? else { continue };
+            let key = r.key.as_ref().map(|k| view(chunk, k));
+            let value = r.value.as_ref().map(|v| view(chunk, v));
+            let keys: Option<Vec<Cow<'_, str>>> = r
+                .keys
+                .as_ref()
+                .map(|ks| ks.iter().map(|k| view(chunk, k)).collect());
+            self.push(
+                r.process,
+                r.op,
+                key.as_deref(),
+                value.as_deref(),
+                keys.as_ref().map(|ks| ks.iter().map(|k| &**k)),
+                r.outcome,
+                r.invoke_ns,
+                r.complete_ns,
+            );
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -330,5 +408,52 @@ impl KvHistory {
         self.ops
             .iter()
             .any(|o| o.key == NO_KEY && matches!(o.outcome, Outcome::Ok | Outcome::Unknown))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(i: usize) -> String {
+        format!(
+            "{{\"process\":1,\"op\":\"set\",\"key\":\"k{}\",\"value\":\"v{i}\",\"outcome\":\"ok\",\"invoke_ns\":{i},\"complete_ns\":{}}}\n",
+            i % 7,
+            i + 1
+        )
+    }
+
+    #[test]
+    fn parallel_parsing_keeps_order_escapes_and_line_numbers_across_chunks() {
+        let mut text = String::new();
+        for i in 0..100_000 {
+            text.push_str(&line(i));
+            if i == 10 {
+                text.push('\n'); // a blank line counts as a line
+            }
+        }
+        text.push_str(
+            "{\"process\":2,\"op\":\"get\",\"key\":\"k\\\"q\",\"value\":\"a\\nb\",\"outcome\":\"ok\",\"invoke_ns\":1,\"complete_ns\":2}\n",
+        );
+        assert!(text.len() > 2 * CHUNK, "the input spans several chunks");
+        let h = KvHistory::read_jsonl(text.as_bytes()).unwrap();
+        assert_eq!(h.ops.len(), 100_001);
+        assert!(
+            h.ops
+                .iter()
+                .take(100_000)
+                .enumerate()
+                .all(|(i, o)| o.invoke == i as u64)
+        );
+        assert_eq!(h.values.name(h.ops[99_999].value), "v99999");
+        let last = h.ops[100_000];
+        assert_eq!(h.keys.name(last.key), "k\"q");
+        assert_eq!(h.values.name(last.value), "a\nb");
+
+        // An error far into the input names its line (blank line included).
+        let mut bad = text.clone();
+        bad.push_str("{\"process\":1,\"op\":\"get\",\"outcome\":\"ok\"}\n");
+        let err = KvHistory::read_jsonl(bad.as_bytes()).unwrap_err();
+        assert_eq!(err.line, 100_003);
     }
 }
