@@ -79,6 +79,7 @@ enum Fate {
 fn fates(ops: &[RegEntry]) -> Vec<Fate> {
     let mut needs_is = std::collections::HashMap::<u32, u64>::new();
     let mut any_is_not = false;
+    let mut is_not = std::collections::HashSet::<u32>::new();
     let mut writes = std::collections::HashMap::<u32, u32>::new();
     for op in ops {
         match Register::condition(op.input, op.output) {
@@ -86,7 +87,10 @@ fn fates(ops: &[RegEntry]) -> Vec<Fate> {
                 let end = needs_is.entry(v).or_insert(u64::MAX);
                 *end = (*end).min(op.end());
             }
-            Condition::IsNot(_) => any_is_not = true,
+            Condition::IsNot(v) => {
+                any_is_not = true;
+                is_not.insert(v);
+            }
             _ => {}
         }
         if let Some(v) = Register::effect(op.input, op.output) {
@@ -105,6 +109,9 @@ fn fates(ops: &[RegEntry]) -> Vec<Fate> {
                         (Some(&end), _) if end != u64::MAX => Fate::CompleteBy(end),
                         (Some(_), _) => Fate::Keep,
                         (None, false) => Fate::Drop,
+                        // A ghost stands for "some value nobody names": not this one
+                        // if an operation requires the value to differ from it.
+                        (None, true) if is_not.contains(&v) => Fate::Keep,
                         (None, true) => Fate::Ghost,
                     }
                 }

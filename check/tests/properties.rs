@@ -129,8 +129,72 @@ fn perturb(records: &mut [Record], rng: &mut Rng, changes: usize) {
     }
 }
 
+/// A random register history: writes, reads and compare-and-sets over 3 values,
+/// some indeterminate, with random intervals and random (often impossible) replies.
+fn random_register(seed: u64, n: usize) -> clobber_check::import::RegisterHistory {
+    use clobber_check::intern::Interner;
+    use clobber_check::model::Entry;
+    use clobber_check::model::register::{Action, Reply};
+    let mut rng = Rng::new(seed);
+    let mut values = Interner::new("nil");
+    let ids: Vec<u32> = ["1", "2", "3"].iter().map(|v| values.intern(v)).collect();
+    let val = |rng: &mut Rng| {
+        if rng.below(4) == 0 {
+            0
+        } else {
+            ids[rng.below(3) as usize]
+        }
+    };
+    let entries = (0..n)
+        .map(|i| {
+            let invoke = rng.below(20);
+            let complete = invoke + 1 + rng.below(8);
+            let (input, output) = match rng.below(3) {
+                0 => (Action::Write(val(&mut rng)), Reply::Ok),
+                1 => (Action::Read, Reply::Value(val(&mut rng))),
+                _ => {
+                    let cas = Action::Cas {
+                        expect: val(&mut rng),
+                        new: val(&mut rng),
+                    };
+                    (
+                        cas,
+                        if rng.below(2) == 0 {
+                            Reply::Ok
+                        } else {
+                            Reply::Mismatch
+                        },
+                    )
+                }
+            };
+            let unknown = input != Action::Read && rng.below(4) == 0;
+            Entry {
+                process: i as u64,
+                invoke,
+                complete: (!unknown).then_some(complete),
+                input,
+                output,
+                source: i,
+            }
+        })
+        .collect();
+    clobber_check::import::RegisterHistory { values, entries }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    #[test]
+    fn register_search_agrees_with_brute_force(seed in any::<u64>(), n in 1usize..12) {
+        let h = random_register(seed, n);
+        let model = Register { values: &h.values };
+        let expected = if brute_force(&model, &h.entries) { Verdict::Ok } else { Verdict::Violation };
+        for fast_path in [true, false] {
+            let options = CheckOptions { fast_path, ..CheckOptions::default() };
+            let report = clobber_check::check_register(&h, &options);
+            prop_assert_eq!(report.partitions[0].verdict, expected, "{:?}\n{}", h.entries, report.render_text());
+        }
+    }
 
     #[test]
     fn generated_histories_are_linearizable(
