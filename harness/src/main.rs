@@ -40,6 +40,8 @@ enum Command {
     Check(clobber_check::cli::CheckArgs),
     /// Generate a synthetic history (for testing and benchmarking the checker).
     Gen(clobber_check::cli::GenArgs),
+    /// Benchmark the linearizability checker.
+    Bench(clobber_check::cli::BenchArgs),
     /// Measure cli vs lib throughput and the per-operation cost of cli mode.
     Perf(PerfArgs),
     /// Internal: one worker process of `clobber run`.
@@ -113,6 +115,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => ExitCode::from(clobber_check::cli::check_main(&args)),
         Command::Gen(args) => ExitCode::from(clobber_check::cli::gen_main(&args)),
+        Command::Bench(args) => ExitCode::from(clobber_check::cli::bench_main(&args)),
         Command::Worker { spec } => match clobber::worker::worker_main(&spec) {
             Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
             Err(e) => {
