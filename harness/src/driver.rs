@@ -368,3 +368,72 @@ pub fn classify(adapter: &Adapter, op: Op, output: &std::process::Output) -> Don
     }
     Done::with(Outcome::Unknown, format!("exit {code}: {stderr}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{ExitStatus, Output};
+
+    use super::*;
+
+    fn out(code: Option<i32>, signal: i32, stdout: &str, stderr: &str) -> Output {
+        let raw = code.map_or(signal, |c| c << 8);
+        Output {
+            status: ExitStatus::from_raw(raw),
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+        }
+    }
+
+    fn reference() -> Adapter {
+        Adapter::resolve("reference").unwrap()
+    }
+
+    #[test]
+    fn get_ok_trims_exactly_one_newline() {
+        let d = classify(&reference(), Op::Get, &out(Some(0), 0, "v1\n\n", ""));
+        assert_eq!(d.outcome, Outcome::Ok);
+        assert_eq!(d.value.as_deref(), Some("v1\n"));
+        let d = classify(&reference(), Op::List, &out(Some(0), 0, "a\nb\n", ""));
+        assert_eq!(d.keys, Some(vec!["a".to_owned(), "b".to_owned()]));
+    }
+
+    #[test]
+    fn not_found_needs_the_exit_code_and_the_stderr_text() {
+        let nf = out(Some(1), 0, "", "clobber-store: secret not found: k");
+        assert_eq!(
+            classify(&reference(), Op::Get, &nf).outcome,
+            Outcome::NotFound
+        );
+        assert_eq!(
+            classify(&reference(), Op::Delete, &nf).outcome,
+            Outcome::NotFound
+        );
+        // The same exit code without the text is not "not found".
+        let other = out(Some(1), 0, "", "something else");
+        assert_eq!(
+            classify(&reference(), Op::Get, &other).outcome,
+            Outcome::Unknown
+        );
+        // A set cannot end "not found".
+        assert_eq!(
+            classify(&reference(), Op::Set, &nf).outcome,
+            Outcome::Unknown
+        );
+    }
+
+    #[test]
+    fn damaged_fail_unknown_and_signals_are_told_apart() {
+        let damaged = classify(&reference(), Op::Get, &out(Some(5), 0, "", "truncated"));
+        assert_eq!(damaged.outcome, Outcome::Fail);
+        assert!(damaged.error.unwrap().starts_with(DAMAGED));
+        let busy = classify(&reference(), Op::Set, &out(Some(3), 0, "", "lock busy"));
+        assert_eq!(busy.outcome, Outcome::Fail);
+        assert!(!busy.error.unwrap().starts_with(DAMAGED));
+        let io = classify(&reference(), Op::Set, &out(Some(6), 0, "", "I/O"));
+        assert_eq!(io.outcome, Outcome::Unknown);
+        let killed = classify(&reference(), Op::Set, &out(None, 9, "", ""));
+        assert_eq!(killed.outcome, Outcome::Unknown);
+        assert!(killed.error.unwrap().contains("signal 9"));
+    }
+}

@@ -174,8 +174,16 @@ impl RunReport {
         // Several observations often prove the same loss: show distinct ones.
         let mut seen = std::collections::HashSet::new();
         let distinct = self.violations.iter().enumerate().filter(|(_, v)| {
-            let first = v.witness.iter().find(|r| r.op == Op::Set).or(v.witness.first());
-            seen.insert((v.kind, v.key.clone(), first.map(|r| (r.process, r.invoke_ns))))
+            let first = v
+                .witness
+                .iter()
+                .find(|r| r.op == Op::Set)
+                .or(v.witness.first());
+            seen.insert((
+                v.kind,
+                v.key.clone(),
+                first.map(|r| (r.process, r.invoke_ns)),
+            ))
         });
         for (n, v) in distinct.take(3) {
             let _ = writeln!(s);

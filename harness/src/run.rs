@@ -227,6 +227,21 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
     let max_duration_ms = config.max_duration_ms.unwrap_or(scenario.max_duration_ms);
     if mode == Mode::Cli {
         adapter.require_program()?;
+        for role in &scenario.roles {
+            for step in &role.steps {
+                if let crate::scenario::Step::Op { op, .. } = step
+                    && !adapter.supports(*op)
+                {
+                    return Err(Error::usage(format!(
+                        "scenario {} role {:?} uses `{op}`, but adapter {} ({}) has no `{op}` command",
+                        scenario.path.display(),
+                        role.name,
+                        adapter.name,
+                        adapter.source
+                    )));
+                }
+            }
+        }
     }
     let scratch = make_scratch(config, &scenario, seed)?;
     *scratch_made = Some(scratch.clone());

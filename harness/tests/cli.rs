@@ -483,3 +483,102 @@ fn sigterm_kills_every_worker_and_store_process() {
         "processes left behind"
     );
 }
+
+/// The shipped scenarios are data; these tests pin what each one claims to be.
+mod scenario_files {
+    use std::path::Path;
+
+    use clobber::scenario::{Scenario, Step};
+    use clobber_check::history::Op;
+
+    fn load(name: &str) -> Scenario {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios")
+            .join(name);
+        Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn ops(steps: &[Step]) -> Vec<String> {
+        steps
+            .iter()
+            .map(|s| match s {
+                Step::Op { op, key, .. } => format!("{op} {}", key.as_deref().unwrap_or("")),
+                Step::Pause { ms, jitter_ms } => format!("pause {ms}+{jitter_ms}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn oauth_churn_is_the_seed_loop() {
+        let s = load("oauth-churn.toml");
+        let churn = s.roles.iter().find(|r| r.name == "churn").unwrap();
+        assert_eq!(
+            ops(&churn.steps),
+            [
+                "set _churn_1",
+                "set _churn_2",
+                "set _churn_3",
+                "set _churn_4",
+                "set _churn_5",
+                "pause 50+0"
+            ]
+        );
+        assert!(
+            !churn.is_finite(),
+            "the churn runs until the victims are done"
+        );
+        let victim = s.roles.iter().find(|r| r.name == "victim").unwrap();
+        assert_eq!(victim.iterations, Some(50));
+        assert_eq!(
+            ops(&victim.steps),
+            [
+                "delete my-secret-{index}",
+                "set my-secret-{index}",
+                "pause 100+0",
+                "get my-secret-{index}"
+            ]
+        );
+    }
+
+    #[test]
+    fn token_rotation_accumulates_refresh_tokens_and_bursts_on_resume() {
+        let s = load("token-rotation.toml");
+        let keys: Vec<String> = s.roles.iter().flat_map(|r| ops(&r.steps)).collect();
+        assert!(
+            keys.iter()
+                .any(|k| k.contains("OAUTH_REFRESH_TOKEN_") && k.contains("{nanos}_{hex8}"))
+        );
+        assert!(keys.iter().any(|k| k.ends_with("_AT")));
+        let burst = s.roles.iter().find(|r| r.name == "resume-burst").unwrap();
+        assert!(burst.start_ms > 0 && burst.processes >= 5);
+        assert!(
+            s.roles
+                .iter()
+                .any(|r| r.handle == clobber::scenario::Handle::LongLived)
+        );
+        let refreshes: u64 = s
+            .roles
+            .iter()
+            .filter(|r| r.name == "workload")
+            .map(|r| u64::from(r.processes) * r.iterations.unwrap_or(0))
+            .sum();
+        assert!(
+            refreshes >= 200,
+            "hundreds of accumulated refresh-token keys: {refreshes}"
+        );
+    }
+
+    #[test]
+    fn parallel_churn_has_a_sentinel_and_delete_and_clear_scenarios_exercise_their_paths() {
+        assert!(load("parallel-churn.toml").roles.iter().any(|r| r.sentinel));
+        let uses = |name: &str, op: Op| {
+            load(name)
+                .roles
+                .iter()
+                .flat_map(|r| r.steps.clone())
+                .any(|s| matches!(s, Step::Op { op: o, .. } if o == op))
+        };
+        assert!(uses("delete-vs-set.toml", Op::Delete));
+        assert!(uses("clear-vs-set.toml", Op::Clear));
+    }
+}
