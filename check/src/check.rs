@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use crate::fast::{self, FastVerdict};
 use crate::history::Record;
+use crate::joint::{self, HeldRecords};
 use crate::lost;
 use crate::model::kv::KvHistory;
 use crate::model::register::{ABSENT, Action, Condition, GHOST, RegEntry, Register, UniquePrune};
@@ -277,12 +278,31 @@ pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
         .filter(|&k| !per_key[k as usize].is_empty() || !shared.is_empty())
         .collect();
     keys.sort_unstable_by_key(|&k| std::cmp::Reverse(per_key[k as usize].len()));
-    let results: Vec<(PartitionReport, Vec<LostWrite>, usize)> = keys
+    let has_lists = h
+        .ops
+        .iter()
+        .any(|o| o.op == crate::history::Op::List && o.list != crate::model::kv::NO_LIST);
+    type KeyResult = (
+        PartitionReport,
+        Vec<LostWrite>,
+        usize,
+        Option<Vec<HeldRecords>>,
+    );
+    let results: Vec<(u32, KeyResult)> = keys
         .par_iter()
         .with_max_len(1)
         .map(|&key| {
             let ops = h.project(key, &per_key[key as usize], &shared);
             let d = check_partition(&model, &ops, options, &budget);
+            let held = if has_lists {
+                fast::held_stretches(&ops).map(|hs| {
+                    hs.iter()
+                        .map(|x| HeldRecords::from_held(x, |i| ops[i].source))
+                        .collect()
+                })
+            } else {
+                None
+            };
             let key_name = h.keys.name(key).to_owned();
             let (lost, acked) = lost::lost_writes(&ops);
             let lost = lost
@@ -354,7 +374,7 @@ pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
                     None
                 },
             };
-            (report, lost, acked)
+            (key, (report, lost, acked, held))
         })
         .collect();
     let mut report = CheckReport {
@@ -368,21 +388,73 @@ pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
         elapsed_ms: 0.0,
         times_are_lines: false,
     };
-    for (p, lost, acked) in results {
+    let mut held: Vec<Option<Vec<HeldRecords>>> = vec![None; h.keys.len()];
+    for (key, (p, lost, acked, stretches)) in results {
         report.partitions.push(p);
         report.lost_writes.extend(lost);
         report.acknowledged_writes += acked;
+        held[key as usize] = stretches;
+    }
+    if has_lists {
+        for split in joint::split_lists(h, &held) {
+            let mut records = vec![split.list];
+            for (_, rs) in &split.cover {
+                for r in rs {
+                    if !records.contains(r) {
+                        records.push(*r);
+                    }
+                }
+            }
+            let keys: Vec<&str> = split.cover.iter().map(|(k, _)| h.keys.name(*k)).collect();
+            report.partitions.push(PartitionReport {
+                key: format!("list #{} (across keys)", split.list),
+                verdict: Verdict::Violation,
+                operations: records.len(),
+                method: Method::FastPath,
+                witness: Some(Witness {
+                    explanation: format!(
+                        "the list omits {} but each of them had to hold a value at some part of \
+                         its interval, and together those parts cover all of it: no single \
+                         instant fits",
+                        keys.join(", ")
+                    ),
+                    ops: record_witness_ops(h, &records),
+                    minimal: false,
+                }),
+                reason: None,
+            });
+        }
     }
     if h.has_multi_key_ops() {
         report.notes.push(
             "list and clear were checked per key (each key may see them at a different \
-             instant); a violation that needs one instant across keys is not detected"
+             instant), plus a cross-key check of each list against the stretches where the \
+             keys it omits must hold a value; other violations that need one instant across \
+             keys are not detected"
                 .into(),
         );
     }
     report.finish();
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     report
+}
+
+fn record_witness_ops(h: &KvHistory, records: &[usize]) -> Vec<WitnessOp> {
+    let mut v: Vec<WitnessOp> = records
+        .iter()
+        .map(|&r| {
+            let op = &h.ops[r];
+            WitnessOp {
+                record: r,
+                process: op.process,
+                op: describe_kv(h, r),
+                invoke_ns: op.invoke,
+                complete_ns: op.complete,
+            }
+        })
+        .collect();
+    v.sort_by_key(|o| (o.invoke_ns, o.record));
+    v
 }
 
 fn witness_ops(h: &KvHistory, ops: &[RegEntry], w: &[usize]) -> Vec<WitnessOp> {

@@ -400,3 +400,63 @@ fn zone_ops(zs: &[Zone]) -> Vec<usize> {
     }
     v
 }
+
+/// A stretch of time over which a key must hold one value: the forward zone of a
+/// cluster (see the module docs). Times are open at both ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// The earliest completion in the cluster.
+    pub from: i128,
+    /// The latest invocation in the cluster.
+    pub to: i128,
+    /// The write, the op that completes first and the op invoked last (indices into
+    /// the partition).
+    pub ops: [usize; 3],
+}
+
+/// The stretches over which the partition must hold a written value, when written
+/// values are unique (`None` otherwise). Used to check `list` across keys.
+#[must_use]
+pub fn held_stretches(ops: &[RegEntry]) -> Option<Vec<Held>> {
+    let mut by_value: Vec<(Val, u8, usize)> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        match (op.input, op.output) {
+            (Action::Cas { .. }, _) | (_, Reply::Mismatch) => return None,
+            (Action::Write(v), _) if v != ABSENT => by_value.push((v, 0, i)),
+            _ => {
+                if let Condition::Is(v) = Register::condition(op.input, op.output)
+                    && v != ABSENT
+                    && op.complete.is_some()
+                {
+                    by_value.push((v, 1, i));
+                }
+            }
+        }
+    }
+    by_value.sort_unstable();
+    let mut out = Vec::new();
+    for group in by_value.chunk_by(|a, b| a.0 == b.0) {
+        let (_, kind, w) = group[0];
+        if kind != 0 || (group.len() > 1 && group[1].1 == 0) {
+            return None; // a read of an unwritten value, or a repeated value
+        }
+        let (mut f, mut f_op, mut s, mut s_op) = (end(&ops[w]), w, start(&ops[w]), w);
+        for &(_, _, r) in &group[1..] {
+            if end(&ops[r]) < f {
+                (f, f_op) = (end(&ops[r]), r);
+            }
+            if start(&ops[r]) > s {
+                (s, s_op) = (start(&ops[r]), r);
+            }
+        }
+        if f < s {
+            out.push(Held {
+                from: f,
+                to: s,
+                ops: [w, f_op, s_op],
+            });
+        }
+    }
+    out.sort_unstable_by_key(|h| (h.from, h.to));
+    Some(out)
+}

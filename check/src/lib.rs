@@ -59,6 +59,7 @@ pub mod generator;
 pub mod history;
 pub mod import;
 pub mod intern;
+pub mod joint;
 pub mod lost;
 pub mod model;
 pub mod report;

@@ -21,6 +21,13 @@ fn mix(kind: u8) -> Mix {
             list: 5.0,
             clear: 5.0,
         },
+        3 => Mix {
+            set: 40.0,
+            get: 20.0,
+            delete: 10.0,
+            list: 30.0,
+            clear: 0.0,
+        },
         _ => Mix {
             set: 50.0,
             get: 50.0,
@@ -199,7 +206,7 @@ proptest! {
     #[test]
     fn generated_histories_are_linearizable(
         seed in any::<u64>(), ops in 1usize..300, keys in 1usize..5, clients in 1usize..8,
-        mix_kind in 0u8..3, indet in prop_oneof![Just(0.0), 0.0f64..0.2],
+        mix_kind in 0u8..4, indet in prop_oneof![Just(0.0), 0.0f64..0.2],
         dups in prop_oneof![Just(0.0), 0.0f64..0.3],
     ) {
         let g = generate(&small(seed, ops, keys, clients, mix_kind, indet, dups));
