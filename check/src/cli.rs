@@ -115,15 +115,29 @@ fn run_check(args: &CheckArgs) -> Result<CheckReport, crate::Error> {
     if args.stats {
         let total = started.elapsed().as_secs_f64() * 1e3;
         eprintln!(
-            "stats: ops={} parse_ms={:.0} check_ms={:.0} total_ms={:.0} peak_rss_mib={}",
+            "stats: ops={} parse_ms={:.0} check_ms={:.0} total_ms={:.0} cpu_ms={} peak_rss_mib={}",
             report.operations,
             total - report.elapsed_ms,
             report.elapsed_ms,
             total,
+            cpu_ms().map_or_else(|| "?".to_owned(), |m| m.to_string()),
             peak_rss_mib().map_or_else(|| "?".to_owned(), |m| m.to_string())
         );
     }
     Ok(report)
+}
+
+/// CPU time (user + system) used by this process so far, in ms (Linux).
+#[must_use]
+pub fn cpu_ms() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) start after ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // Clock ticks are 100 per second on Linux.
+    Some((utime + stime) * 10)
 }
 
 /// The peak resident set size of this process (VmHWM), in MiB.
@@ -442,8 +456,8 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
         return EXIT_BAD_INPUT;
     }
     println!(
-        "{:<42} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9}  target",
-        "scenario", "ops", "verdict", "wall ms", "parse ms", "check ms", "peak MiB"
+        "{:<42} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}  target",
+        "scenario", "ops", "verdict", "wall ms", "parse ms", "check ms", "cpu ms", "peak MiB"
     );
     let mut commands = Vec::new();
     for s in scenarios(args.quick) {
@@ -516,13 +530,14 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             _ => "error",
         };
         println!(
-            "{:<42} {:>9} {:>10} {:>9.0} {:>9} {:>9} {:>9}  {}",
+            "{:<42} {:>9} {:>10} {:>9.0} {:>9} {:>9} {:>9} {:>9}  {}",
             s.name,
             s.history.ops,
             verdict,
             wall,
             field("parse_ms="),
             field("check_ms="),
+            field("cpu_ms="),
             field("peak_rss_mib="),
             s.target
         );
