@@ -55,9 +55,11 @@ mod error;
 pub mod format;
 pub mod fs;
 pub mod key;
+pub mod model;
 pub mod protocol;
 pub mod secrets;
 mod store;
+pub mod sync;
 
 pub use error::{Error, ErrorKind, Result};
 pub use fs::StdFs;

@@ -1,0 +1,42 @@
+//! The model of the protocol: an inode-level file system ([`ModelFs`]) on which
+//! the production [`crate::protocol::Engine`] runs unchanged, and the workloads
+//! ([`Model`]) that loom and shuttle explore.
+//!
+//! # Why a model
+//!
+//! A stress test finds a race when the scheduler happens to produce it. A model
+//! checker runs the same code under every interleaving (loom, for a few processes)
+//! or under many adversarially chosen ones (shuttle, for many processes), so a
+//! passing model is a proof for its bounds, and a faulty protocol is found every
+//! time. The model checks the *same* engine that production runs: only the file
+//! system underneath is swapped, through the [`crate::protocol::Fs`] trait.
+//!
+//! # What is modelled, and what is not
+//!
+//! Modelled: names and inodes, rename and unlink acting on names, one exclusive
+//! lock per inode held through an open handle and released when the handle is
+//! dropped (including when a process dies at any protocol step), half-written
+//! in-place files, and temporary files left by a dead process.
+//!
+//! Not modelled: the real `flock(2)` (its semantics are assumed to be the above),
+//! page cache, `fsync` and power loss (a written file is durable at once), I/O
+//! errors, and encryption (files hold the plain encoding of the map). The process
+//! harness covers those on the real file system. See `store/MODELS.md`.
+//!
+//! # Running
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" cargo test -p clobber-store --release \
+//!     --target-dir target-loom --test loom_protocol -- --nocapture
+//! RUSTFLAGS="--cfg shuttle" cargo test -p clobber-store --release \
+//!     --target-dir target-shuttle --test shuttle_protocol -- --nocapture
+//! ```
+//!
+//! Without either cfg the module builds on `std` threads and primitives, which
+//! keeps it compiled, linted and unit-tested in every build.
+
+mod fs;
+mod scenario;
+
+pub use fs::{ModelFs, ModelLock, describe};
+pub use scenario::{DATA, Model, Run, Scenario, Violation};
