@@ -387,6 +387,7 @@ pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
         notes: Vec::new(),
         elapsed_ms: 0.0,
         times_are_lines: false,
+        start_ns: h.ops.iter().map(|o| o.invoke).min().unwrap_or(0),
     };
     let mut held: Vec<Option<Vec<HeldRecords>>> = vec![None; h.keys.len()];
     for (key, (p, lost, acked, stretches)) in results {
@@ -550,6 +551,7 @@ pub fn check_register(h: &crate::import::RegisterHistory, options: &CheckOptions
         notes: Vec::new(),
         elapsed_ms: 0.0,
         times_are_lines: true,
+        start_ns: ops.iter().map(|o| o.invoke).min().unwrap_or(0),
     };
     report.finish();
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -620,6 +622,7 @@ pub fn check_model<M: Model>(
         notes: Vec::new(),
         elapsed_ms: 0.0,
         times_are_lines: false,
+        start_ns: history.iter().map(|o| o.invoke).min().unwrap_or(0),
     };
     report.finish();
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;

@@ -197,13 +197,25 @@ pub fn check(ops: &[RegEntry]) -> FastVerdict {
         let z = forward[reach[idx.checked_sub(1)?]];
         (z.s > hi).then_some(z)
     };
+    let mut absent_by_invoke = absent_obs.clone();
+    absent_by_invoke.sort_unstable_by_key(|&a| ops[a].invoke);
     for z in zones.iter().filter(|z| z.f >= z.s) {
         if let Some(fz) = around(z.s, z.f) {
-            if proofs.push_capped(
-                zone_ops(&[fz, *z]),
+            let why = if fz.write == usize::MAX {
+                "the key was found absent after a write to it finished, and nothing could have \
+                 removed it in between"
+            } else {
                 "a write finished while an older state was still read after it: that read is stale"
-                    .into(),
-            ) {
+            };
+            let mut fz = fz;
+            if fz.write == usize::MAX {
+                // Name the first absent observation after the write, not the last.
+                let k = absent_by_invoke.partition_point(|&a| start(&ops[a]) <= z.f);
+                if let Some(&a) = absent_by_invoke.get(k) {
+                    fz.s_op = a;
+                }
+            }
+            if proofs.push_capped(zone_ops(&[fz, *z]), why.into()) {
                 return proofs.verdict();
             }
         }

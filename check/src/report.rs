@@ -160,6 +160,8 @@ pub struct CheckReport {
     pub elapsed_ms: f64,
     /// True when the times are line numbers (imported logs without timestamps).
     pub times_are_lines: bool,
+    /// The earliest invocation in the history: text reports show times from here.
+    pub start_ns: u64,
 }
 
 impl CheckReport {
@@ -229,16 +231,16 @@ impl CheckReport {
             for l in &self.lost_writes {
                 let _ = writeln!(
                     out,
-                    "  {} = {} (process {}, record #{}, acknowledged at {}) — missed by process {}: {} (record #{}, invoked at {})",
+                    "  {} = {} (process {}, record #{}, acknowledged at +{}) — missed by process {}: {} (record #{}, invoked at +{})",
                     quote_key(&l.key),
                     l.value,
                     l.process,
                     l.record,
-                    ms(l.complete_ns),
+                    ms(l.complete_ns.saturating_sub(self.start_ns)),
                     l.observed_by.process,
                     l.observed_by.op,
                     l.observed_by.record,
-                    ms(l.observed_by.invoke_ns),
+                    ms(l.observed_by.invoke_ns.saturating_sub(self.start_ns)),
                 );
             }
             out.push('\n');
