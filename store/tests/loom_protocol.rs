@@ -121,8 +121,10 @@ fn found(scenario: Scenario, protocol: Protocol) {
         failure.starts_with("model violation in"),
         "the model failed for another reason than a broken property:\n{failure}"
     );
+    // The panic message, with the interleaving, was printed where it was raised.
+    let first = failure.lines().nth(1).unwrap_or_default().trim();
     eprintln!(
-        "loom found the {protocol} fault after {} iterations:\n{failure}",
+        "loom found the {protocol} fault after {} iterations: {first}",
         explored.iterations
     );
 }

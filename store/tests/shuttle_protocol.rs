@@ -143,26 +143,30 @@ fn holds(scenario: Scenario) -> Vec<Explored> {
         .collect()
 }
 
-/// shuttle's PCT scheduler must find a violation of `scenario` under the faulty
-/// `protocol`; the violation must be a broken property.
+/// shuttle, with each scheduler, must find a violation of `scenario` under the
+/// faulty `protocol`; the violation must be a broken property.
 fn found(scenario: Scenario, protocol: Protocol) {
     assert!(protocol.is_faulty());
     let model = Model::new(scenario, protocol);
-    let explored = explore(model, Scheduler::Pct, FAULT_ITERATIONS);
-    let failure = explored.failure.unwrap_or_else(|| {
-        panic!(
-            "shuttle did not find the {protocol} fault with {}",
-            model.name()
-        )
-    });
-    assert!(
-        failure.starts_with("model violation in"),
-        "the model failed for another reason than a broken property:\n{failure}"
-    );
-    eprintln!(
-        "shuttle found the {protocol} fault after {} schedules:\n{failure}",
-        explored.iterations
-    );
+    for scheduler in [Scheduler::Pct, Scheduler::Random] {
+        let explored = explore(model, scheduler, FAULT_ITERATIONS);
+        let failure = explored.failure.unwrap_or_else(|| {
+            panic!(
+                "shuttle ({scheduler:?}) did not find the {protocol} fault with {} in {FAULT_ITERATIONS} schedules",
+                model.name()
+            )
+        });
+        assert!(
+            failure.starts_with("model violation in"),
+            "the model failed for another reason than a broken property:\n{failure}"
+        );
+        // The panic message, with the interleaving, was printed where it was raised.
+        let first = failure.lines().nth(1).unwrap_or_default().trim();
+        eprintln!(
+            "shuttle ({scheduler:?}) found the {protocol} fault after {} schedules: {first}",
+            explored.iterations
+        );
+    }
 }
 
 // ---- the correct protocol holds --------------------------------------------------

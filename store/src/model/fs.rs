@@ -529,3 +529,94 @@ impl Fs for ModelFs {
         Ok(())
     }
 }
+
+#[cfg(all(test, not(any(loom, shuttle))))]
+mod tests {
+    //! The model's file-system semantics, one process at a time (on `std`). The
+    //! faults the models must find depend on each of these.
+
+    use super::*;
+
+    fn store() -> (ModelFs, Paths) {
+        let paths = Paths::for_data("secrets");
+        let fs = ModelFs::new(&paths);
+        fs.install(&paths.data, b"v1".to_vec()).unwrap();
+        (fs, paths)
+    }
+
+    const WAIT: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn rename_points_the_name_at_a_new_inode_and_leaves_the_old_lock_behind() {
+        let (fs, paths) = store();
+        let held = fs.process(0).lock(&paths.data, WAIT).unwrap();
+        let old = fs.locked_identity(&held).unwrap();
+        let tmp = fs.write_temp(&paths.data, b"v2").unwrap();
+        fs.rename_durable(&tmp, &paths.data).unwrap();
+        let new = fs.identity(&paths.data).unwrap().unwrap();
+        assert_ne!(old, new, "rename must give the name a new inode");
+        // The renamed-in inode is unlocked: a second process gets in while the
+        // first still holds its lock (the lock-data-file fault).
+        let second = fs.process(1).lock(&paths.data, WAIT).unwrap();
+        assert_eq!(fs.locked_identity(&second).unwrap(), new);
+        assert_eq!(fs.held_locks().len(), 2);
+        assert_eq!(fs.contents(&paths.data).unwrap(), b"v2");
+        assert!(
+            fs.names()
+                .iter()
+                .all(|n| !n.to_string_lossy().contains("tmp"))
+        );
+    }
+
+    #[test]
+    fn unlinking_the_lock_file_lets_a_new_lock_inode_be_created_beside_the_held_one() {
+        let (fs, paths) = store();
+        let first = fs.process(0).lock(&paths.lock, WAIT).unwrap();
+        fs.remove(&paths.lock).unwrap();
+        let second = fs.process(1).lock(&paths.lock, WAIT).unwrap();
+        assert_ne!(
+            fs.locked_identity(&first).unwrap(),
+            fs.locked_identity(&second).unwrap()
+        );
+        assert_eq!(fs.held_locks().len(), 2, "two processes hold \"the lock\"");
+    }
+
+    #[test]
+    fn dropping_a_lock_handle_releases_the_lock() {
+        let (fs, paths) = store();
+        let lock = fs.process(0).lock(&paths.lock, WAIT).unwrap();
+        assert_eq!(fs.held_locks().len(), 1);
+        drop(lock);
+        assert!(fs.held_locks().is_empty());
+        drop(fs.process(1).lock(&paths.lock, WAIT).unwrap());
+        assert!(fs.held_locks().is_empty());
+    }
+
+    #[test]
+    fn a_crash_at_mid_write_leaves_the_half_written_file_in_place() {
+        let (fs, paths) = store();
+        let dying = fs.process(0).crashing_at(Step::MidWrite);
+        let err = dying.write_in_place(&paths.data, b"abcdef").unwrap_err();
+        assert!(matches!(
+            err.kind(),
+            ErrorKind::Crashed { step: "mid-write" }
+        ));
+        assert_eq!(fs.contents(&paths.data).unwrap(), b"abc");
+    }
+
+    #[test]
+    fn the_trace_records_every_operation_in_order() {
+        let (fs, paths) = store();
+        let p = fs.process(3);
+        drop(p.lock(&paths.lock, WAIT).unwrap());
+        p.read(&paths.data).unwrap();
+        let trace = fs.trace();
+        let lines: Vec<&str> = trace.lines().map(str::trim).collect();
+        assert_eq!(lines.len(), 5, "{trace}");
+        assert!(
+            lines[1].ends_with("p3: creates and opens secrets.lock (ino 2)"),
+            "{trace}"
+        );
+        assert!(lines[4].contains("p3: reads secrets (ino 1)"), "{trace}");
+    }
+}
