@@ -348,7 +348,7 @@ pub struct BenchArgs {
 
 /// One benchmark scenario.
 struct Scenario {
-    name: &'static str,
+    name: String,
     target: &'static str,
     history: GenArgs,
 }
@@ -383,42 +383,34 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
     let mut indet = gen_args(k(1_000_000), 1000, 16);
     indet.indeterminate = 0.01;
     vec![
-        Scenario {
-            name: "1M ops, 1000 keys, 16 clients",
-            target: "< 1 s, < 200 MB",
-            history: gen_args(k(1_000_000), 1000, 16),
-        },
-        Scenario {
-            name: "1M ops, 10 keys, 16 clients",
-            target: "seconds, no OOM",
-            history: gen_args(k(1_000_000), 10, 16),
-        },
-        Scenario {
-            name: "100k ops, 1 key, 16 clients",
-            target: "< 2 s",
-            history: gen_args(k(100_000), 1, 16),
-        },
-        Scenario {
-            name: "200k ops, 1 key, 2 clients",
-            target: "< 1 s, < 100 MB",
-            history: gen_args(k(200_000), 1, 2),
-        },
-        Scenario {
-            name: "1M ops, 1000 keys, one lost write",
-            target: "found in < 1 s",
-            history: lost,
-        },
-        Scenario {
-            name: "1M ops, 1000 keys, zipf 1.2 (hot keys)",
-            target: "(Porcupine: OOM)",
-            history: hot,
-        },
-        Scenario {
-            name: "1M ops, 1000 keys, 1% indeterminate",
-            target: "",
-            history: indet,
-        },
+        scenario("", "< 1 s, < 200 MB", gen_args(k(1_000_000), 1000, 16)),
+        scenario("", "seconds, no OOM", gen_args(k(1_000_000), 10, 16)),
+        scenario("", "< 2 s", gen_args(k(100_000), 1, 16)),
+        scenario("", "< 1 s, < 100 MB", gen_args(k(200_000), 1, 2)),
+        scenario(", one lost write", "found in < 1 s", lost),
+        scenario(", zipf 1.2 (hot keys)", "(Porcupine: OOM)", hot),
+        scenario(", 1% indeterminate", "", indet),
     ]
+}
+
+fn scenario(suffix: &str, target: &'static str, history: GenArgs) -> Scenario {
+    let n = |x: usize| match x {
+        x if x >= 1_000_000 && x % 1_000_000 == 0 => format!("{}M", x / 1_000_000),
+        x if x >= 1000 && x % 1000 == 0 => format!("{}k", x / 1000),
+        x => x.to_string(),
+    };
+    let name = format!(
+        "{} ops, {} key{}, {} clients{suffix}",
+        n(history.ops),
+        history.keys,
+        if history.keys == 1 { "" } else { "s" },
+        history.clients
+    );
+    Scenario {
+        name,
+        target,
+        history,
+    }
 }
 
 fn gen_command(g: &GenArgs, file: &std::path::Path) -> String {
@@ -456,7 +448,7 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
         return EXIT_BAD_INPUT;
     }
     println!(
-        "{:<42} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}  target",
+        "{:<52} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}  target",
         "scenario", "ops", "verdict", "wall ms", "parse ms", "check ms", "cpu ms", "peak MiB"
     );
     let mut commands = Vec::new();
@@ -530,7 +522,7 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             _ => "error",
         };
         println!(
-            "{:<42} {:>9} {:>10} {:>9.0} {:>9} {:>9} {:>9} {:>9}  {}",
+            "{:<52} {:>9} {:>10} {:>9.0} {:>9} {:>9} {:>9} {:>9}  {}",
             s.name,
             s.history.ops,
             verdict,
