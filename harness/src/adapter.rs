@@ -159,10 +159,8 @@ impl Adapter {
     /// # Errors
     /// Configuration errors naming the file, line and field.
     pub fn parse(path: &Path, text: &str, dir: Option<&Path>) -> Result<Self> {
-        let file: AdapterFile = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start));
-            Error::config(path, line, e.message().trim().to_owned())
-        })?;
+        let file: AdapterFile =
+            toml::from_str(text).map_err(|e| crate::error::toml_error(path, text, &e))?;
         let _ = file.description;
         let commands_span = file.commands.span();
         let c = file.commands.into_inner();

@@ -157,3 +157,56 @@ pub fn line_of(text: &str, offset: usize) -> usize {
         .count()
         + 1
 }
+
+/// A TOML parse error as a configuration error naming the file, the line and, when
+/// the parser's message does not, the field (the key left of the bad value).
+#[must_use]
+pub fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
+    let message = e.message().trim().to_owned();
+    let Some(span) = e.span() else {
+        return Error::config(path, None, message);
+    };
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let before = &text[line_start..start];
+    let field = before.rfind('=').and_then(|eq| {
+        let key = before[..eq].trim_end();
+        let ident_start = key
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
+            .map_or(0, |i| i + 1);
+        let ident = &key[ident_start..];
+        (!ident.is_empty()).then(|| ident.to_owned())
+    });
+    let message = match field {
+        Some(f)
+            if !message.starts_with("unknown field") && !message.starts_with("missing field") =>
+        {
+            format!("field `{f}`: {message}")
+        }
+        _ => message,
+    };
+    Error::config(path, Some(line_of(text, start)), message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_value_is_reported_with_its_field_and_line() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct T {
+            a: u64,
+            b: Vec<std::collections::BTreeMap<String, String>>,
+        }
+        let text = "a = 1\nb = [\n  { x = \"1\", y = 2 },\n]\n";
+        let e = toml::from_str::<T>(text).unwrap_err();
+        let msg = toml_error(Path::new("f.toml"), text, &e).to_string();
+        assert!(msg.starts_with("f.toml:3: field `y`:"), "{msg}");
+        let text = "a = \"many\"\nb = []\n";
+        let e = toml::from_str::<T>(text).unwrap_err();
+        let msg = toml_error(Path::new("f.toml"), text, &e).to_string();
+        assert!(msg.starts_with("f.toml:1: field `a`:"), "{msg}");
+    }
+}

@@ -172,10 +172,8 @@ impl Scenario {
     /// # Errors
     /// Configuration errors naming the file, line and field.
     pub fn parse(path: &Path, text: &str) -> Result<Self> {
-        let file: ScenarioFile = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start));
-            Error::config(path, line, e.message().trim().to_owned())
-        })?;
+        let file: ScenarioFile =
+            toml::from_str(text).map_err(|e| crate::error::toml_error(path, text, &e))?;
         let err = |span: std::ops::Range<usize>, msg: String| {
             Error::config(path, Some(line_of(text, span.start)), msg)
         };
