@@ -70,6 +70,9 @@ struct RunArgs {
     /// Write the report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Write the checks as JUnit XML to FILE (for CI dashboards).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
     /// Write the merged history (JSON lines) to FILE.
     #[arg(long, value_name = "FILE")]
     history: Option<PathBuf>,
@@ -168,6 +171,12 @@ fn run_command(args: &RunArgs) -> ExitCode {
             eprintln!("clobber: writing --json {}: {e}", path.display());
             return ExitCode::from(6);
         }
+    }
+    if let Some(path) = &args.junit
+        && let Err(e) = std::fs::write(path, report.render_junit())
+    {
+        eprintln!("clobber: writing --junit {}: {e}", path.display());
+        return ExitCode::from(6);
     }
     ExitCode::from(report.verdict.exit_code())
 }

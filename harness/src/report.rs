@@ -251,6 +251,81 @@ impl RunReport {
     }
 }
 
+impl RunReport {
+    /// The checks as a JUnit XML test suite (one test case per check), for CI
+    /// dashboards. `not checked` / `not run` checks are reported as skipped.
+    #[must_use]
+    pub fn render_junit(&self) -> String {
+        let failures = self
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Violation)
+            .count();
+        let errors = self
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Unknown)
+            .count();
+        let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let suite = format!("clobber.{}.{}.{}", self.scenario, self.store, self.mode);
+        let _ = writeln!(
+            s,
+            "<testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\">",
+            xml(&suite),
+            self.checks.len(),
+            self.wall_s
+        );
+        let _ = writeln!(
+            s,
+            "  <properties><property name=\"seed\" value=\"{}\"/><property name=\"replay\" value=\"{}\"/></properties>",
+            self.seed,
+            xml(&self.replay)
+        );
+        for c in &self.checks {
+            let _ = write!(
+                s,
+                "  <testcase classname=\"{}\" name=\"{}\"",
+                xml(&suite),
+                xml(&c.name)
+            );
+            let detail = xml(&c.detail);
+            match c.status {
+                Status::Ok => {
+                    let _ = writeln!(s, "/>");
+                }
+                Status::Violation => {
+                    let witness: String = self
+                        .violations
+                        .iter()
+                        .take(3)
+                        .map(|v| format!("{}\n{}", v.message, render_witness(v, self.epoch_ns)))
+                        .collect();
+                    let _ = writeln!(
+                        s,
+                        "><failure message=\"{detail}\">{}</failure></testcase>",
+                        xml(&witness)
+                    );
+                }
+                Status::Unknown => {
+                    let _ = writeln!(s, "><error message=\"{detail}\"/></testcase>");
+                }
+                Status::NotChecked | Status::NotRun => {
+                    let _ = writeln!(s, "><skipped message=\"{detail}\"/></testcase>");
+                }
+            }
+        }
+        s.push_str("</testsuite>\n");
+        s
+    }
+}
+
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 fn lost_summary(r: &RunReport) -> String {
     let mut line = format!("Lost: {} / {}", r.lost, r.acknowledged);
     if !r.lost_keys.is_empty() {

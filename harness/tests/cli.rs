@@ -165,6 +165,7 @@ fn the_seed_scenario_catches_every_faulty_protocol_with_a_witness_and_a_replay_l
 fn json_report_and_history_file_are_written_and_the_history_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
+    let junit = dir.path().join("junit.xml");
     let hist = dir.path().join("history.jsonl");
     let out = clobber(&[
         "run",
@@ -178,6 +179,8 @@ fn json_report_and_history_file_are_written_and_the_history_is_valid() {
         json.to_str().unwrap(),
         "--history",
         hist.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -186,6 +189,12 @@ fn json_report_and_history_file_are_written_and_the_history_is_valid() {
     assert!(report["lost"].as_u64().unwrap() >= 1, "{report}");
     let witness = report["violations"][0]["witness"].as_array().unwrap();
     assert!((1..=4).contains(&witness.len()), "{report}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("<testsuite name=\"clobber.parallel-churn.reference:stale-snapshot.cli\""),
+        "{xml}"
+    );
+    assert!(xml.contains("<failure message=\"Lost: "), "{xml}");
     let records = read_jsonl(std::io::BufReader::new(std::fs::File::open(&hist).unwrap())).unwrap();
     assert!(records.len() > 10);
     let values: Vec<&str> = records
