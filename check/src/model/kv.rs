@@ -187,15 +187,130 @@ fn parse_chunk(chunk: &[u8], line_base: usize) -> Vec<Result<Option<Parsed>, Par
         .collect()
 }
 
+/// A byte cursor for [`fast_record`].
+struct Cursor<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn lit(&mut self, l: &[u8]) -> Option<()> {
+        if self.s[self.i..].starts_with(l) {
+            self.i += l.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    fn number(&mut self) -> Option<u64> {
+        let start = self.i;
+        let mut n: u64 = 0;
+        while let Some(&c) = self.s.get(self.i) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+            self.i += 1;
+        }
+        (self.i > start && (self.i - start == 1 || self.s[start] != b'0')).then_some(n)
+    }
+
+    /// A string without escapes or control characters (anything else: `None`).
+    fn string(&mut self) -> Option<&'a str> {
+        self.lit(b"\"")?;
+        let start = self.i;
+        while let Some(&c) = self.s.get(self.i) {
+            match c {
+                b'"' => {
+                    let text = std::str::from_utf8(&self.s[start..self.i]).ok()?;
+                    self.i += 1;
+                    return Some(text);
+                }
+                b'\\' | 0..=0x1f => return None,
+                _ => self.i += 1,
+            }
+        }
+        None
+    }
+}
+
+/// Parse a record laid out exactly as [`crate::history::write_record`] writes it
+/// (fields in declaration order, no spaces, no escapes, no `keys`); anything else
+/// returns `None` and goes to the general JSON parser.
+fn fast_record(line: &[u8]) -> Option<RecordRef<'_>> {
+    let mut c = Cursor { s: line, i: 0 };
+    c.lit(b"{\"process\":")?;
+    let process = c.number()?;
+    c.lit(b",\"op\":")?;
+    let op = match c.string()? {
+        "set" => Op::Set,
+        "get" => Op::Get,
+        "delete" => Op::Delete,
+        "list" => Op::List,
+        "clear" => Op::Clear,
+        _ => return None,
+    };
+    let key = if c.lit(b",\"key\":").is_some() {
+        Some(Cow::Borrowed(c.string()?))
+    } else {
+        None
+    };
+    let value = if c.lit(b",\"value\":").is_some() {
+        Some(Cow::Borrowed(c.string()?))
+    } else {
+        None
+    };
+    c.lit(b",\"outcome\":")?;
+    let outcome = match c.string()? {
+        "ok" => Outcome::Ok,
+        "not_found" => Outcome::NotFound,
+        "fail" => Outcome::Fail,
+        "unknown" => Outcome::Unknown,
+        _ => return None,
+    };
+    c.lit(b",\"invoke_ns\":")?;
+    let invoke_ns = c.number()?;
+    c.lit(b",\"complete_ns\":")?;
+    let complete_ns = if c.lit(b"null").is_some() {
+        None
+    } else {
+        Some(c.number()?)
+    };
+    let error = if c.lit(b",\"error\":").is_some() {
+        Some(Cow::Borrowed(c.string()?))
+    } else {
+        None
+    };
+    c.lit(b"}")?;
+    if !c.s[c.i..].iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    Some(RecordRef {
+        process,
+        op,
+        key,
+        value,
+        keys: None,
+        outcome,
+        invoke_ns,
+        complete_ns,
+        error,
+    })
+}
+
 /// Parse and validate one line; `None` for a blank line.
 fn parse_line(line: &[u8], line_no: usize) -> Result<Option<RecordRef<'_>>, ParseError> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let r: RecordRef<'_> = serde_json::from_slice(line).map_err(|e| ParseError {
-        line: line_no,
-        message: e.to_string(),
-    })?;
+    let r: RecordRef<'_> = match fast_record(line) {
+        Some(r) => r,
+        None => serde_json::from_slice(line).map_err(|e| ParseError {
+            line: line_no,
+            message: e.to_string(),
+        })?,
+    };
     validate_fields(&Fields {
         op: r.op,
         outcome: r.outcome,
@@ -414,6 +529,60 @@ impl KvHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_line_parser_agrees_with_serde_and_declines_what_it_cannot_read() {
+        use crate::generator::{GenOptions, Mix, generate};
+        let g = generate(&GenOptions {
+            ops: 3000,
+            keys: 5,
+            mix: Mix {
+                list: 5.0,
+                clear: 2.0,
+                ..Mix::default()
+            },
+            indeterminate: 0.1,
+            ..GenOptions::default()
+        });
+        let mut fast_hits = 0;
+        for r in &g.records {
+            let mut line = Vec::new();
+            crate::history::write_record(&mut line, r).unwrap();
+            let slow: RecordRef<'_> = serde_json::from_slice(&line).unwrap();
+            let Some(fast) = fast_record(&line) else {
+                assert!(
+                    r.keys.is_some(),
+                    "only lists need the general parser: {r:?}"
+                );
+                continue;
+            };
+            fast_hits += 1;
+            let view = |x: &RecordRef<'_>| {
+                (
+                    x.process,
+                    x.op,
+                    x.key.as_deref().map(str::to_owned),
+                    x.value.as_deref().map(str::to_owned),
+                    x.outcome,
+                    x.invoke_ns,
+                    x.complete_ns,
+                    x.error.as_deref().map(str::to_owned),
+                )
+            };
+            assert_eq!(view(&fast), view(&slow));
+        }
+        assert!(fast_hits > 2500, "{fast_hits}");
+        // Escapes, spaces, other field orders and leading zeros go to serde.
+        for odd in [
+            &br#"{"process":1,"op":"get","key":"a"b","outcome":"not_found","invoke_ns":1,"complete_ns":2}"#[..],
+            br#"{"process": 1,"op":"get","key":"a","outcome":"not_found","invoke_ns":1,"complete_ns":2}"#,
+            br#"{"op":"get","process":1,"key":"a","outcome":"not_found","invoke_ns":1,"complete_ns":2}"#,
+            br#"{"process":01,"op":"get","key":"a","outcome":"not_found","invoke_ns":1,"complete_ns":2}"#,
+            br#"{"process":1,"op":"get","key":"a","outcome":"not_found","invoke_ns":1,"complete_ns":2} x"#,
+        ] {
+            assert!(fast_record(odd).is_none(), "{}", String::from_utf8_lossy(odd));
+        }
+    }
 
     fn line(i: usize) -> String {
         format!(
