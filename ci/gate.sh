@@ -3,9 +3,10 @@
 # (both modes) and must FAIL with exit 1 against every faulty protocol; then the
 # seed scenario is run 10 times per fault, printing how long each took to catch.
 #
-# Uses $CLOBBER if set, else target/release/clobber, else target/debug/clobber; the
-# store binary clobber-store must sit next to it (`cargo build --release --workspace`
-# builds both). Run from anywhere; paths are relative to the repository root.
+# Uses $CLOBBER if set, else the newer of target/release/clobber and
+# target/debug/clobber; the store binary clobber-store must sit next to it
+# (`cargo build [--release] --workspace` builds both). Run from anywhere; paths are
+# relative to the repository root.
 #
 #   ci/gate.sh             # everything (~2-3 min on 2 cores)
 #   GATE_REPEAT=3 ci/gate.sh
@@ -14,8 +15,10 @@ cd "$(dirname "$0")/.."
 
 CLOBBER=${CLOBBER:-}
 if [[ -z "$CLOBBER" ]]; then
-  for c in target/release/clobber target/debug/clobber; do
-    if [[ -x "$c" ]]; then CLOBBER=$c; break; fi
+  # The newer of the release and debug builds (a stale one is never picked over a
+  # fresh one), as long as clobber-store was built beside it.
+  for c in $(ls -t target/release/clobber target/debug/clobber 2>/dev/null); do
+    if [[ -x "$c" && -x "$(dirname "$c")/clobber-store" ]]; then CLOBBER=$c; break; fi
   done
 fi
 if [[ -z "$CLOBBER" || ! -x "$CLOBBER" ]]; then
