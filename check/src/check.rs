@@ -78,10 +78,10 @@ enum Fate {
 }
 
 fn fates(ops: &[RegEntry]) -> Vec<Fate> {
-    let mut needs_is = std::collections::HashMap::<u32, u64>::new();
+    let mut needs_is = hashbrown::HashMap::<u32, u64>::new();
     let mut any_is_not = false;
-    let mut is_not = std::collections::HashSet::<u32>::new();
-    let mut writes = std::collections::HashMap::<u32, u32>::new();
+    let mut is_not = hashbrown::HashSet::<u32>::new();
+    let mut writes = hashbrown::HashMap::<u32, u32>::new();
     for op in ops {
         match Register::condition(op.input, op.output) {
             Condition::Is(v) => {

@@ -9,7 +9,7 @@
 //! for: "Lost: N / M".
 
 use crate::model::register::{ABSENT, Action, Condition, RegEntry, Register, Reply, Val};
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 /// A lost write: (index of the write, index of the observation that missed it), as
 /// indices into the partition.

@@ -26,7 +26,7 @@
 //! model uses it when values are unique (a value still awaited by a pending read may
 //! not be overwritten).
 
-use std::collections::HashSet;
+use hashbrown::HashSet;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;

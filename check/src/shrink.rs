@@ -22,7 +22,7 @@
 use std::time::{Duration, Instant};
 
 use crate::check::is_violation;
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use crate::model::register::{ABSENT, Condition, RegEntry, Register, Val};
 use crate::model::{Entry, Model};

@@ -129,11 +129,11 @@ enum Str {
     Owned(String),
 }
 
-/// The text of a [`Str`] (the parser checked it is UTF-8).
-fn view<'a>(chunk: &'a [u8], s: &'a Str) -> Cow<'a, str> {
+/// The bytes of a [`Str`] (the parser checked they are UTF-8).
+fn bytes<'a>(chunk: &'a [u8], s: &'a Str) -> &'a [u8] {
     match s {
-        Str::Range(a, b) => String::from_utf8_lossy(&chunk[*a..*b]),
-        Str::Owned(o) => Cow::Borrowed(o.as_str()),
+        Str::Range(a, b) => &chunk[*a..*b],
+        Str::Owned(o) => o.as_bytes(),
     }
 }
 
@@ -338,9 +338,9 @@ impl KvHistory {
             h.push(
                 r.process,
                 r.op,
-                r.key.as_deref(),
-                r.value.as_deref(),
-                r.keys.as_ref().map(|ks| ks.iter().map(String::as_str)),
+                r.key.as_deref().map(str::as_bytes),
+                r.value.as_deref().map(str::as_bytes),
+                r.keys.as_ref().map(|ks| ks.iter().map(String::as_bytes)),
                 r.outcome,
                 r.invoke_ns,
                 r.complete_ns,
@@ -383,18 +383,12 @@ impl KvHistory {
     ) -> Result<(), ParseError> {
         for r in parsed {
             let Some(r) = r? else { continue };
-            let key = r.key.as_ref().map(|k| view(chunk, k));
-            let value = r.value.as_ref().map(|v| view(chunk, v));
-            let keys: Option<Vec<Cow<'_, str>>> = r
-                .keys
-                .as_ref()
-                .map(|ks| ks.iter().map(|k| view(chunk, k)).collect());
             self.push(
                 r.process,
                 r.op,
-                key.as_deref(),
-                value.as_deref(),
-                keys.as_ref().map(|ks| ks.iter().map(|k| &**k)),
+                r.key.as_ref().map(|k| bytes(chunk, k)),
+                r.value.as_ref().map(|v| bytes(chunk, v)),
+                r.keys.as_ref().map(|ks| ks.iter().map(|k| bytes(chunk, k))),
                 r.outcome,
                 r.invoke_ns,
                 r.complete_ns,
@@ -408,18 +402,18 @@ impl KvHistory {
         &mut self,
         process: u64,
         op: Op,
-        key: Option<&str>,
-        value: Option<&str>,
-        keys: Option<impl Iterator<Item = &'k str>>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        keys: Option<impl Iterator<Item = &'k [u8]>>,
         outcome: Outcome,
         invoke: u64,
         complete: Option<u64>,
     ) {
-        let key = key.map_or(NO_KEY, |k| self.keys.intern(k));
-        let value = value.map_or(ABSENT, |v| self.values.intern(v));
+        let key = key.map_or(NO_KEY, |k| self.keys.intern_bytes(k));
+        let value = value.map_or(ABSENT, |v| self.values.intern_bytes(v));
         let list = match keys {
             Some(ks) if op == Op::List && outcome == Outcome::Ok => {
-                let mut ids: Vec<u32> = ks.map(|k| self.keys.intern(k)).collect();
+                let mut ids: Vec<u32> = ks.map(|k| self.keys.intern_bytes(k)).collect();
                 ids.sort_unstable();
                 ids.dedup();
                 self.lists.push(ids);

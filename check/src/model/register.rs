@@ -4,7 +4,7 @@
 //! Value 0 ([`ABSENT`]) is the register's initial content: "no value" for a store
 //! key, `nil` for a Jepsen register.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use super::{Entry, Model};
 use crate::intern::Interner;
