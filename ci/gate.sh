@@ -40,7 +40,7 @@ run() {
   local expect=$1 name=$2; shift 2
   local log="$LOG/${name//\//_}.txt"
   local start_ns; start_ns=$(date +%s%N)
-  "$CLOBBER" run "$@" --quiet >"$log" 2>&1
+  "$CLOBBER" run "$@" --quiet --scratch "$LOG/scratch/${name//\//_}" >"$log" 2>&1
   local code=$?
   local ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
   local detect; detect=$(grep -oP 'time to detect: \K[0-9.]+' "$log" | head -1)
@@ -84,10 +84,10 @@ done
 echo "== malformed input and a missing store are setup errors (exit >= 3)"
 bad=$(mktemp "$LOG/bad-XXXX.toml")
 printf 'description = "x"\n[[role]]\nname = "r"\niterations = 1\nbogus = 1\nsteps = [{ op = "get", key = "k" }]\n' >"$bad"
-"$CLOBBER" run "$bad" --quiet >"$LOG/bad.txt" 2>&1; code=$?
+TMPDIR=$LOG "$CLOBBER" run "$bad" --quiet >"$LOG/bad.txt" 2>&1; code=$?
 runs=$((runs + 1))
 if [[ $code -ge 3 ]] && grep -q "bogus" "$LOG/bad.txt"; then echo "  malformed scenario: exit $code ok: $(tail -1 "$LOG/bad.txt")"; else echo "  malformed scenario: FAILED (exit $code)"; failures=$((failures + 1)); fi
-CLOBBER_THV_BIN= PATH=/nonexistent "$CLOBBER" run scenarios/oauth-churn.toml --store adapters/thv.toml --quiet >"$LOG/thv.txt" 2>&1; code=$?
+TMPDIR=$LOG CLOBBER_THV_BIN= PATH=/nonexistent "$CLOBBER" run scenarios/oauth-churn.toml --store adapters/thv.toml --quiet >"$LOG/thv.txt" 2>&1; code=$?
 runs=$((runs + 1))
 if [[ $code -ge 3 ]]; then echo "  missing store binary: exit $code ok: $(tail -1 "$LOG/thv.txt")"; else echo "  missing store binary: FAILED (exit $code)"; failures=$((failures + 1)); fi
 

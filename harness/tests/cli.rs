@@ -36,6 +36,8 @@ fn clobber(args: &[&str]) -> Output {
         .args(args)
         .current_dir(root())
         .env("CLOBBER_STORE_BIN", store_bin())
+        // Failing runs keep their scratch directory: keep those out of /tmp.
+        .env("TMPDIR", env!("CARGO_TARGET_TMPDIR"))
         .output()
         .expect("clobber runs")
 }
