@@ -258,6 +258,12 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
     if config.full {
         replay.push_str(" --full");
     }
+    if let Some(ms) = config.op_timeout_ms {
+        replay.push_str(&format!(" --op-timeout-ms {ms}"));
+    }
+    if let Some(ms) = config.max_duration_ms {
+        replay.push_str(&format!(" --max-duration-ms {ms}"));
+    }
     eprintln!("clobber: seed={seed}  scratch={}", scratch.display());
     eprintln!("clobber: replay: {replay}");
 
