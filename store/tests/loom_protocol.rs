@@ -9,7 +9,9 @@
 //! Each test prints one line per model: processes, preemption bound, iterations
 //! explored and wall time. Models without a bound are exhaustive. The environment
 //! variables of loom apply (`LOOM_MAX_PREEMPTIONS` bounds *every* model, including
-//! the exhaustive ones; `LOOM_LOG=1` logs each step of a failing execution).
+//! the exhaustive ones; `LOOM_LOG=1` logs each step of a failing execution), and
+//! `CLOBBER_LOOM_EXHAUSTIVE=1` drops the bounds written here (the 4-process model
+//! then takes far longer than CI allows).
 //!
 //! The second half of the file runs each faulty protocol and asserts that loom
 //! *finds* its violation, printing the interleaving: a model that cannot fail
@@ -43,7 +45,8 @@ struct Explored {
 /// sets a preemption bound) and print the measurements.
 fn explore(model: Model, bound: Option<usize>) -> Explored {
     let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
+    let exhaustive = std::env::var_os("CLOBBER_LOOM_EXHAUSTIVE").is_some();
+    if builder.preemption_bound.is_none() && !exhaustive {
         builder.preemption_bound = bound;
     }
     let bound = builder

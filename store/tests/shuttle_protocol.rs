@@ -29,7 +29,7 @@ use clobber_store::model::{Model, Scenario};
 use clobber_store::{Protocol, Step};
 
 /// Schedules tried per model unless `CLOBBER_SHUTTLE_ITERATIONS` says otherwise.
-const DEFAULT_ITERATIONS: usize = 300;
+const DEFAULT_ITERATIONS: usize = 1000;
 /// At most this many schedules to find a faulty protocol's violation.
 const FAULT_ITERATIONS: usize = 20_000;
 /// PCT bug depth unless `CLOBBER_SHUTTLE_DEPTH` says otherwise.
