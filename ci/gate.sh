@@ -28,7 +28,7 @@ fi
 REPEAT=${GATE_REPEAT:-10}
 SEED_BASE=${GATE_SEED:-1000}
 FAULTS=(stale-snapshot no-lock unlink-lock lock-data-file in-place)
-SCENARIOS=(oauth-churn parallel-churn token-rotation delete-vs-set clear-vs-set)
+SCENARIOS=(oauth-churn parallel-churn token-rotation delete-vs-set clear-vs-set throughput)
 LOG=$(mktemp -d "${TMPDIR:-/tmp}/clobber-gate.XXXXXX")
 failures=0
 runs=0

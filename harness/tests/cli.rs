@@ -92,9 +92,6 @@ fn every_shipped_scenario_passes_on_the_reference_store_and_catches_stale_snapsh
             "{s} on the reference store\n{}",
             text(&ok)
         );
-        if s.ends_with("throughput.toml") {
-            continue; // one writer per key and no concurrency on any key
-        }
         let bad = run(s, "reference:stale-snapshot", "cli");
         assert_eq!(
             bad.status.code(),
@@ -115,9 +112,6 @@ fn every_shipped_scenario_passes_on_the_reference_store_and_catches_no_lock_in_l
             "{s} on the reference store\n{}",
             text(&ok)
         );
-        if s.ends_with("throughput.toml") {
-            continue;
-        }
         let bad = run(s, "reference:no-lock", "lib");
         assert_eq!(bad.status.code(), Some(1), "{s} on no-lock\n{}", text(&bad));
     }
