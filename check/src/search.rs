@@ -22,7 +22,11 @@
 //! overflow it; interchangeable ones (writes of values nobody reads, removals) can
 //! instead be passed as [`Ghosts`], which cost one counter each in the memo key.
 //!
-//! An optional [`Prune`] lets a model cut branches it knows are dead; the register
+//! Two rules keep the branching down. An *observation* (an operation that never
+//! changes the state, such as a read) that is legal in the current state is
+//! linearized at once, as a forced move: it changes nothing, everything that must
+//! precede it already has, so delaying it can never help. And an optional [`Prune`]
+//! lets a model cut branches it knows are dead; the register
 //! model uses it when values are unique (a value still awaited by a pending read may
 //! not be overwritten).
 
@@ -149,11 +153,11 @@ struct Frame<S> {
     ghost: [u32; GHOST_CLASSES],
     /// How many ghost classes have been tried from this frame.
     tried_ghost: usize,
-    /// The candidate applied from this frame, if any.
-    applied: Option<u32>,
+    /// The length of the undo stack when the frame was made.
+    undo_len: usize,
     /// Has the completing operation itself been tried?
     tried_first: bool,
-    /// The last other candidate tried, by (end, index).
+    /// The last other candidate tried, by (invocation, index).
     cursor: Option<(u64, u32)>,
 }
 
@@ -240,33 +244,62 @@ where
     let mut steps = 0u64;
 
     let mut lin: u128 = 0;
+    let mut undo: Vec<u32> = Vec::new();
     let mut ghost = [0u32; GHOST_CLASSES];
     let mut state = model.init();
     let outcome = 'search: loop {
-        // Advance through invocations and completions of linearized operations.
+        // Advance through invocations and completions of linearized operations;
+        // linearize every pending observation that is legal now (see below).
         let mut e = cur_e;
-        while e < events.len() {
-            match events[e] {
-                Event::Invoke(i) => {
-                    window |= bit(i);
-                    slot_op[slot[i as usize] as usize] = i;
-                }
-                Event::Complete(i) => {
-                    if lin & bit(i) == 0 {
-                        break;
+        let x = loop {
+            while e < events.len() {
+                match events[e] {
+                    Event::Invoke(i) => {
+                        window |= bit(i);
+                        slot_op[slot[i as usize] as usize] = i;
                     }
-                    lin &= !bit(i);
-                    window &= !bit(i);
+                    Event::Complete(i) => {
+                        if lin & bit(i) == 0 {
+                            break;
+                        }
+                        lin &= !bit(i);
+                        window &= !bit(i);
+                    }
+                }
+                e += 1;
+            }
+            if e == events.len() {
+                break None;
+            }
+            // An observation that is legal in the current state can be linearized
+            // right away without losing any linearization: it changes nothing, and
+            // everything that must precede it already has. So it is a forced move.
+            let mut bits = window & !lin;
+            while bits != 0 {
+                let s = bits.trailing_zeros();
+                bits &= bits - 1;
+                let i = slot_op[s as usize];
+                let o = &history[i as usize];
+                if model.is_observation(&o.input, &o.output)
+                    && prune.allows(&state, i as usize)
+                    && let Some(next) = model.step(&state, &o.input, &o.output)
+                {
+                    state = next;
+                    lin |= 1u128 << s;
+                    prune.apply(i as usize);
+                    undo.push(i);
                 }
             }
-            e += 1;
-        }
+            let Event::Complete(x) = events[e] else {
+                unreachable!("the loop stops only at a completion")
+            };
+            if lin & bit(x) == 0 {
+                break Some(x);
+            }
+        };
         cur_e = e;
-        if e == events.len() {
+        let Some(x) = x else {
             break 'search Outcome::Ok;
-        }
-        let Event::Complete(x) = events[e] else {
-            unreachable!("the loop stops only at a completion")
         };
         if e > deepest.0 {
             deepest = (e, x as usize);
@@ -280,7 +313,7 @@ where
                 state: state.clone(),
                 ghost,
                 tried_ghost: 0,
-                applied: None,
+                undo_len: undo.len(),
                 tried_first: false,
                 cursor: None,
             });
@@ -296,9 +329,6 @@ where
             if backtrack {
                 // The top frame is exhausted (or was memoised): drop back to its parent.
                 if let Some(done) = stack.pop() {
-                    if let Some(a) = done.applied {
-                        prune.undo(a as usize);
-                    }
                     let fe = u32::try_from(done.e).expect("fewer than 2^32 events");
                     if memo.insert((fe, done.lin, done.ghost, done.state)) {
                         budget
@@ -324,7 +354,9 @@ where
                     }
                 }
             }
-            if let Some(a) = frame.applied.take() {
+            // Undo everything linearized since the frame was made.
+            while undo.len() > frame.undo_len {
+                let a = undo.pop().expect("longer than undo_len");
                 prune.undo(a as usize);
             }
             let Event::Complete(x) = events[frame.e] else {
@@ -336,14 +368,14 @@ where
                 next = Some(x);
             }
             if next.is_none() {
-                // The pending, unlinearized op with the smallest (end, index) after the cursor.
+                // The pending, unlinearized op with the smallest (invocation, index) after the cursor.
                 let mut best: Option<(u64, u32)> = None;
                 let mut bits = window & !frame.lin & !bit(x);
                 while bits != 0 {
                     let s = bits.trailing_zeros();
                     bits &= bits - 1;
                     let i = slot_op[s as usize];
-                    let k = (history[i as usize].end(), i);
+                    let k = (history[i as usize].invoke, i);
                     if frame.cursor.is_none_or(|c| k > c) && best.is_none_or(|b| k < b) {
                         best = Some(k);
                     }
@@ -384,7 +416,7 @@ where
                 continue;
             };
             prune.apply(y as usize);
-            frame.applied = Some(y);
+            undo.push(y);
             lin = frame.lin | bit(y);
             ghost = frame.ghost;
             state = new_state;
