@@ -133,12 +133,15 @@ impl Adapter {
             } else {
                 "reference".into()
             };
-            if protocol.is_faulty() {
-                a.env.insert(
-                    "CLOBBER_STORE_UNSAFE_PROTOCOL".into(),
-                    protocol.name().into(),
-                );
-            }
+            // Always set: empty is the correct protocol, so a variable left in the
+            // caller's environment cannot turn `reference` faulty.
+            let name = if protocol.is_faulty() {
+                protocol.name()
+            } else {
+                ""
+            };
+            a.env
+                .insert("CLOBBER_STORE_UNSAFE_PROTOCOL".into(), name.into());
             a.reference = Some(protocol);
             return Ok(a);
         }
@@ -393,6 +396,15 @@ mod tests {
             Some("stale-snapshot")
         );
         assert!(Adapter::resolve("reference:bogus").is_err());
+        // An inherited CLOBBER_STORE_UNSAFE_PROTOCOL cannot make `reference` faulty.
+        let correct = Adapter::resolve("reference").unwrap();
+        assert_eq!(
+            correct
+                .env
+                .get("CLOBBER_STORE_UNSAFE_PROTOCOL")
+                .map(String::as_str),
+            Some("")
+        );
         assert_eq!(
             Adapter::resolve("reference").unwrap().reference,
             Some(Protocol::Correct)
