@@ -447,6 +447,14 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
         eprintln!("clobber bench: {}: {e}", args.dir.display());
         return EXIT_BAD_INPUT;
     }
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        let load: Vec<&str> = load.split_whitespace().take(3).collect();
+        println!(
+            "{} CPUs, load average {} (other work skews wall times; cpu ms does not)",
+            std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+            load.join(" ")
+        );
+    }
     println!(
         "{:<52} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}  target",
         "scenario", "ops", "verdict", "wall ms", "parse ms", "check ms", "cpu ms", "peak MiB"
