@@ -206,7 +206,7 @@ impl CheckReport {
             .iter()
             .filter(|p| p.verdict != Verdict::Ok)
             .collect();
-        for p in &bad {
+        for p in bad.iter().take(TEXT_PARTITIONS) {
             let _ = writeln!(
                 out,
                 "{} {} ({} ops, {})",
@@ -226,9 +226,16 @@ impl CheckReport {
             }
             out.push('\n');
         }
+        if bad.len() > TEXT_PARTITIONS {
+            let _ = writeln!(
+                out,
+                "... {} more failing partitions (all of them are in --json)\n",
+                bad.len() - TEXT_PARTITIONS
+            );
+        }
         if !self.lost_writes.is_empty() {
             let _ = writeln!(out, "Lost writes:");
-            for l in &self.lost_writes {
+            for l in self.lost_writes.iter().take(TEXT_LOST) {
                 let _ = writeln!(
                     out,
                     "  {} = {} (process {}, record #{}, acknowledged at +{}) — missed by process {}: {} (record #{}, invoked at +{})",
@@ -241,6 +248,13 @@ impl CheckReport {
                     l.observed_by.op,
                     l.observed_by.record,
                     ms(l.observed_by.invoke_ns.saturating_sub(self.start_ns)),
+                );
+            }
+            if self.lost_writes.len() > TEXT_LOST {
+                let _ = writeln!(
+                    out,
+                    "  ... {} more (all of them are in --json)",
+                    self.lost_writes.len() - TEXT_LOST
                 );
             }
             out.push('\n');
@@ -264,6 +278,11 @@ impl CheckReport {
         out
     }
 }
+
+/// Failing partitions shown in full by [`CheckReport::render_text`].
+const TEXT_PARTITIONS: usize = 20;
+/// Lost writes listed by [`CheckReport::render_text`].
+const TEXT_LOST: usize = 50;
 
 fn quote_key(k: &str) -> String {
     format!("key {k:?}")
