@@ -278,10 +278,10 @@ pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
         .filter(|&k| !per_key[k as usize].is_empty() || !shared.is_empty())
         .collect();
     keys.sort_unstable_by_key(|&k| std::cmp::Reverse(per_key[k as usize].len()));
-    let has_lists = h
-        .ops
-        .iter()
-        .any(|o| o.op == crate::history::Op::List && o.list != crate::model::kv::NO_LIST);
+    let has_lists = h.ops.iter().any(|o| {
+        (o.op == crate::history::Op::List && o.list != crate::model::kv::NO_LIST)
+            || (o.op == crate::history::Op::Clear && o.outcome == crate::history::Outcome::Ok)
+    });
     type KeyResult = (
         PartitionReport,
         Vec<LostWrite>,
@@ -408,15 +408,16 @@ pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
             }
             let keys: Vec<&str> = split.cover.iter().map(|(k, _)| h.keys.name(*k)).collect();
             report.partitions.push(PartitionReport {
-                key: format!("list #{} (across keys)", split.list),
+                key: format!("{} #{} (across keys)", h.ops[split.list].op, split.list),
                 verdict: Verdict::Violation,
                 operations: records.len(),
                 method: Method::FastPath,
                 witness: Some(Witness {
                     explanation: format!(
-                        "the list omits {} but each of them had to hold a value at some part of \
-                         its interval, and together those parts cover all of it: no single \
+                        "the {} leaves {} absent, but each of them had to hold a value over part \
+                         of its interval, and together those parts cover all of it: no single \
                          instant fits",
+                        h.ops[split.list].op,
                         keys.join(", ")
                     ),
                     ops: record_witness_ops(h, &records),
@@ -429,9 +430,9 @@ pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
     if h.has_multi_key_ops() {
         report.notes.push(
             "list and clear were checked per key (each key may see them at a different \
-             instant), plus a cross-key check of each list against the stretches where the \
-             keys it omits must hold a value; other violations that need one instant across \
-             keys are not detected"
+             instant), plus a cross-key check of each list and clear against the stretches \
+             where the keys it leaves absent must hold a value; other violations that need one \
+             instant across keys are not detected"
                 .into(),
         );
     }

@@ -1,4 +1,4 @@
-//! `list` across keys: one instant for all of them.
+//! `list` and `clear` across keys: one instant for all of them.
 //!
 //! Per key, a `list` is checked as an observation of that key alone (see
 //! [`crate::model::kv`]), which lets it take effect at a different instant on each
@@ -8,7 +8,8 @@
 //! effect inside such a stretch. If every instant of the `list`'s interval lies
 //! inside a stretch of some key it omits, no single instant works: a violation that
 //! no per-key check can see (e.g. a `list` that shows an older state of one key and a
-//! newer state of another).
+//! newer state of another). A `clear` is checked the same way against every key: it
+//! cannot take effect inside any key's held stretch.
 //!
 //! It is not complete: keys with repeated values, and the "present" side of a
 //! listing, are not used.
@@ -17,27 +18,30 @@ use crate::fast::Held;
 use crate::history::{Op, Outcome};
 use crate::model::kv::{KvHistory, NO_LIST};
 
-/// A `list` that fits no single instant: the record of the list and, per key whose
+/// A `list` (or `clear`) that fits no single instant: its record and, per key whose
 /// held stretch covers part of its interval, (key, records of the write, the first
 /// completion and the last invocation of that stretch).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitList {
-    /// The record of the `list`.
+    /// The record of the `list` or `clear`.
     pub list: usize,
     /// The stretches that cover it: key and three records each.
     pub cover: Vec<(u32, [usize; 3])>,
 }
 
-/// Check every `list` against the held stretches of the keys it omits. `held[k]` is
+/// Check every `list` (and `clear`) against the held stretches of the keys it omits. `held[k]` is
 /// the stretches of key `k` as record indices (`None` when unknown), sorted by start.
 #[must_use]
 pub fn split_lists(h: &KvHistory, held: &[Option<Vec<HeldRecords>>]) -> Vec<SplitList> {
     let mut out = Vec::new();
     for (i, op) in h.ops.iter().enumerate() {
-        if op.op != Op::List || op.outcome != Outcome::Ok || op.list == NO_LIST {
-            continue;
-        }
-        let listed = &h.lists[op.list as usize];
+        // A `list` leaves out the keys it does not show; a `clear` (that took effect)
+        // leaves every key absent, so it omits them all.
+        let listed: &[u32] = match (op.op, op.outcome) {
+            (Op::List, Outcome::Ok) if op.list != NO_LIST => &h.lists[op.list as usize],
+            (Op::Clear, Outcome::Ok) => &[],
+            _ => continue,
+        };
         let (a, b) = (
             i128::from(op.invoke),
             i128::from(op.complete.unwrap_or(u64::MAX)),

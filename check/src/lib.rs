@@ -46,7 +46,7 @@
 //!
 //! ## Limits
 //! `list` and `clear` are checked per key (see [`model::kv`]), with a partial
-//! cross-key check of `list` ([`joint`]); at most 128 operations
+//! cross-key check ([`joint`]); at most 128 operations
 //! may be pending at once on one key; repeated values and compare-and-set go to the
 //! search, which is exponential in the worst case and bounded by the budgets.
 

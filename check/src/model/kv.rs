@@ -14,7 +14,7 @@
 //! projection cannot be linearized proves the whole history cannot), but not
 //! complete: the projection lets a `list` or `clear` take effect at a different
 //! instant on each key, so a history where no *single* instant fits every key at once
-//! can pass. [`crate::joint`] closes part of that gap for `list`; the report says so
+//! can pass. [`crate::joint`] closes part of that gap; the report says so
 //! in a note whenever the history contains a `list` or a `clear`. The price of an exact check would be a search over the whole map, which is
 //! exponential in the number of concurrent operations on all keys together.
 //!
