@@ -24,15 +24,11 @@ cargo build --workspace --locked
 section "tests"
 cargo test --workspace --locked
 
-if [[ -x ci/models.sh ]]; then
-    section "models (loom, shuttle)"
-    bash ci/models.sh
-fi
+section "models (loom, shuttle)"
+bash ci/models.sh
 
-if [[ -x ci/gate.sh ]]; then
-    section "scenario gate"
-    bash ci/gate.sh
-fi
+section "scenario gate"
+bash ci/gate.sh
 
 section "bench smoke"
 cargo bench -p clobber-benches --locked -- --test
