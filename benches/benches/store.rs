@@ -28,7 +28,12 @@ fn filled_store(dir: &Path, n: usize) -> Store {
         .update(|map| {
             for i in 0..n {
                 map.insert(
-                    format!("OAUTH_REFRESH_TOKEN_workload{}_{:019}_{:08x}", i % 7, i * 7919, i),
+                    format!(
+                        "OAUTH_REFRESH_TOKEN_workload{}_{:019}_{:08x}",
+                        i % 7,
+                        i * 7919,
+                        i
+                    ),
                     format!("rt-{i:04}-{}", "x".repeat(96)).into(),
                 );
             }
@@ -104,7 +109,10 @@ fn main() {
     c.final_summary();
 
     println!("\nset vs floor (same bytes; floor = lock + write + fsync + rename + dir fsync)");
-    println!("{:>8}  {:>12}  {:>12}  {:>6}", "secrets", "store", "floor", "ratio");
+    println!(
+        "{:>8}  {:>12}  {:>12}  {:>6}",
+        "secrets", "store", "floor", "ratio"
+    );
     for n in SIZES {
         let p = n.to_string();
         match (
