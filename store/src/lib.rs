@@ -16,7 +16,7 @@
 //!   (default 5 s) and ends with a clear "lock busy" error.
 //! - **Crash-safe replace:** a temporary file in the same directory, created 0600,
 //!   written and fsynced, renamed over the store, then the directory fsynced.
-//! - **Format** ([`format`]): a header with magic, version, KDF parameters, salt and
+//! - **Format** ([`mod@format`]): a header with magic, version, KDF parameters, salt and
 //!   nonce, bound as AES-256-GCM associated data, then the ciphertext. Wrong key,
 //!   tampering, truncation and unknown versions are distinct errors, and a file that
 //!   fails to decrypt is never overwritten.
