@@ -582,3 +582,70 @@ fn perform(mut engine: Engine<ModelFs, PlainCodec>, op: Op) -> Outcome {
         }),
     }
 }
+
+#[cfg(all(test, not(any(loom, shuttle))))]
+mod tests {
+    //! On `std` threads the scenarios prove nothing about interleavings (that is
+    //! loom's and shuttle's job), but they must pass on the correct protocol in
+    //! whatever schedule the OS picks, and their checks must fire on a broken
+    //! outcome.
+
+    use super::*;
+
+    fn every_scenario() -> Vec<Scenario> {
+        let mut all = vec![
+            Scenario::DistinctSets { processes: 4 },
+            Scenario::SetVsDelete {
+                setters: 2,
+                deleters: 2,
+            },
+            Scenario::SetVsClear { setters: 3 },
+            Scenario::ReaderDuringWrites {
+                writers: 3,
+                reads: 3,
+            },
+        ];
+        all.extend(
+            Step::ALL
+                .into_iter()
+                .map(|step| Scenario::CrashAt { step, writers: 2 }),
+        );
+        all
+    }
+
+    #[test]
+    fn every_scenario_passes_on_the_correct_protocol_with_std_threads() {
+        for scenario in every_scenario() {
+            for model in [
+                Model::new(scenario, Protocol::Correct),
+                Model::new(scenario, Protocol::Correct).without_lock_file(),
+            ] {
+                if let Err(v) = model.try_run() {
+                    panic!("{v}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_crash_mid_write_in_place_is_reported_with_its_interleaving() {
+        // Deterministic: p0 dies with the store half written, whatever the schedule.
+        let model = Model::new(
+            Scenario::CrashAt {
+                step: Step::MidWrite,
+                writers: 1,
+            },
+            Protocol::InPlace,
+        );
+        let violation = model
+            .try_run()
+            .expect_err("a half-written store must be caught");
+        let text = violation.to_string();
+        assert!(
+            text.starts_with("model violation in crash-at-mid-write[1+1]/in-place"),
+            "{text}"
+        );
+        assert!(text.contains("p0: dies at step mid-write"), "{text}");
+        assert!(!violation.problems.is_empty());
+    }
+}
