@@ -1,7 +1,9 @@
 //! `set` on stores of 10 to 1000 secrets, against the floor: the same file-system
 //! work (open a temp file, lock, write the same bytes, `sync_all`, rename, directory
-//! fsync) with no crypto and no read. Prints the ratio store/floor per size at the
-//! end of the run.
+//! fsync) with no crypto and no read. Two store cases: `store` (warm: the handle
+//! wrote last, as in a long-lived process refreshing tokens) and `store-cold` (another
+//! process wrote in between, so the file is decrypted again). Prints the ratios to
+//! the floor per size at the end of the run.
 //!
 //! Run: `cargo bench -p clobber-benches --bench store`
 
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use clobber_benches::{human, mean_ns};
 use clobber_store::{KdfParams, KeySource, Store, StoreOptions};
-use criterion::{BenchmarkId, Criterion};
+use criterion::{BatchSize, BenchmarkId, Criterion};
 
 const SIZES: [usize; 4] = [10, 100, 500, 1000];
 
@@ -86,6 +88,25 @@ fn bench_set(c: &mut Criterion) {
                 store.set("_churn_1", &format!("v{i}")).unwrap();
             });
         });
+        // Cold: another process wrote since this handle's last write, so the file
+        // must be decrypted again (the setup, untimed, is that other write).
+        let mut other = StoreOptions::new(store.path(), KeySource::passphrase("bench"))
+            .open()
+            .unwrap();
+        let mut j = 0u64;
+        group.bench_with_input(BenchmarkId::new("store-cold", n), &n, |b, _| {
+            b.iter_batched(
+                || {
+                    j += 1;
+                    other.set("_churn_2", &format!("o{j}")).unwrap();
+                },
+                |()| {
+                    i += 1;
+                    store.set("_churn_1", &format!("v{i}")).unwrap();
+                },
+                BatchSize::PerIteration,
+            );
+        });
         let bytes = std::fs::read(store.path()).unwrap();
         let target: PathBuf = dir.path().join("floor");
         let lock = dir.path().join("floor.lock");
@@ -109,21 +130,26 @@ fn main() {
     c.final_summary();
 
     println!("\nset vs floor (same bytes; floor = lock + write + fsync + rename + dir fsync)");
+    println!("  warm: the handle wrote last, so the file holds its bytes (no decryption)");
+    println!("  cold: another process wrote in between (decrypt, modify, encrypt)");
     println!(
-        "{:>8}  {:>12}  {:>12}  {:>6}",
-        "secrets", "store", "floor", "ratio"
+        "{:>8}  {:>11}  {:>11}  {:>11}  {:>6}  {:>6}",
+        "secrets", "warm", "cold", "floor", "warm/f", "cold/f"
     );
     for n in SIZES {
         let p = n.to_string();
         match (
             mean_ns(&out, "set", "store", &p),
+            mean_ns(&out, "set", "store-cold", &p),
             mean_ns(&out, "set", "floor", &p),
         ) {
-            (Some(s), Some(f)) => println!(
-                "{n:>8}  {:>12}  {:>12}  {:>5.2}x",
-                human(s),
+            (Some(w), Some(c), Some(f)) => println!(
+                "{n:>8}  {:>11}  {:>11}  {:>11}  {:>5.2}x  {:>5.2}x",
+                human(w),
+                human(c),
                 human(f),
-                s / f
+                w / f,
+                c / f
             ),
             _ => println!("{n:>8}  (not measured in this mode)"),
         }

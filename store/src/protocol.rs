@@ -313,6 +313,8 @@ pub trait Codec {
     }
 
     /// Encode a whole file; `previous` is the metadata of the file being replaced.
+    /// Whatever `previous` says must carry over unchanged (the real codec keeps the
+    /// salt and KDF parameters), so that it also describes the file just encoded.
     ///
     /// # Errors
     /// Any encoding error.
@@ -360,6 +362,12 @@ impl Paths {
 
 /// The protocol engine: one per process (the `stale-snapshot` fault keeps its
 /// snapshot here, exactly like the seed's long-lived manager).
+///
+/// A long-lived engine also remembers the exact bytes it last wrote and the map they
+/// encode. Inside the lock it always reads the file; only if the file still holds
+/// exactly those bytes does it reuse that map instead of decrypting again (equal
+/// bytes decode to an equal map). That saves a decryption per write for a process
+/// that writes repeatedly, and can never go stale.
 #[derive(Debug)]
 pub struct Engine<F: Fs, C: Codec> {
     fs: F,
@@ -368,6 +376,15 @@ pub struct Engine<F: Fs, C: Codec> {
     protocol: Protocol,
     lock_wait: Duration,
     snapshot: Option<(Secrets, Option<C::Meta>)>,
+    last_written: Option<Written<C::Meta>>,
+}
+
+/// The exact file contents this engine last wrote, with the map they encode.
+#[derive(Debug)]
+struct Written<M> {
+    bytes: Vec<u8>,
+    map: Secrets,
+    meta: Option<M>,
 }
 
 impl<F: Fs, C: Codec> Engine<F, C> {
@@ -380,6 +397,7 @@ impl<F: Fs, C: Codec> Engine<F, C> {
             protocol,
             lock_wait,
             snapshot: None,
+            last_written: None,
         }
     }
 
@@ -422,12 +440,27 @@ impl<F: Fs, C: Codec> Engine<F, C> {
     }
 
     fn load(&mut self) -> Result<(Secrets, Option<C::Meta>)> {
+        self.load_reusing(None)
+    }
+
+    /// Read and decode the current file; if it holds exactly the bytes of `written`,
+    /// take `written`'s map instead of decoding again. Equal bytes decode to an equal
+    /// map, so this can never be stale: the file is still read, inside the lock, every
+    /// time. (Compare `stale-snapshot`, which never looks at the file at all.)
+    fn load_reusing(
+        &mut self,
+        written: Option<Written<C::Meta>>,
+    ) -> Result<(Secrets, Option<C::Meta>)> {
         let data = &self.paths.data;
         match self.fs.read(data)? {
             None => Ok((Secrets::new(), None)),
             // The lock-data-file protocol creates the data file to lock it.
             Some(bytes) if bytes.is_empty() && self.protocol == Protocol::LockDataFile => {
                 Ok((Secrets::new(), None))
+            }
+            Some(bytes) if written.as_ref().is_some_and(|w| w.bytes == bytes) => {
+                let written = written.expect("checked above");
+                Ok((written.map, written.meta))
             }
             Some(bytes) => {
                 let (map, meta) = self
@@ -485,9 +518,10 @@ impl<F: Fs, C: Codec> Engine<F, C> {
             Some(self.acquire()?)
         };
         self.fs.checkpoint(Step::Locked)?;
+        let written = self.last_written.take();
         let (mut map, meta) = match self.snapshot.take() {
             Some(snapshot) if self.protocol == Protocol::StaleSnapshot => snapshot,
-            _ => self.load()?,
+            _ => self.load_reusing(written)?,
         };
         self.fs.checkpoint(Step::Read)?;
         let result = f(&mut map)?;
@@ -508,6 +542,13 @@ impl<F: Fs, C: Codec> Engine<F, C> {
         if self.protocol == Protocol::StaleSnapshot {
             // The seed's manager kept its in-memory map and went on using it.
             self.snapshot = Some((map, meta));
+        } else if meta.is_some() {
+            // Remember what we wrote: if the file still holds exactly these bytes at
+            // our next update, decrypting them again would give back this very map.
+            // (`meta` describes the file we replaced, and the codec carries it over
+            // unchanged; a store this write created has none yet, so the next update
+            // decodes the file and learns it.)
+            self.last_written = Some(Written { bytes, map, meta });
         }
         if let Some(lock) = lock {
             self.fs.unlock(lock)?;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clobber_store::format::Cipher;
+use clobber_store::format::{Cipher, Header};
 use clobber_store::fs::leftover_temp_files;
 use clobber_store::{
     Engine, Error, ErrorKind, FileId, Fs, KdfParams, KeySource, Paths, Protocol, Result, StdFs,
@@ -28,6 +28,8 @@ enum Op {
     List,
     Clear,
     Reopen,
+    /// Continue with the other of two long-lived handles on the same store.
+    Switch,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -39,6 +41,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::List),
         1 => Just(Op::Clear),
         1 => Just(Op::Reopen),
+        2 => Just(Op::Switch),
     ]
 }
 
@@ -49,29 +52,31 @@ proptest! {
     fn store_behaves_like_a_btreemap(ops in prop::collection::vec(op(), 1..30)) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store");
-        let mut store = open(&path);
+        let mut handles = [open(&path), open(&path)];
+        let mut cur = 0;
         let mut model: BTreeMap<String, String> = BTreeMap::new();
         for op in ops {
             match op {
                 Op::Set(k, v) => {
-                    store.set(&k, &v).unwrap();
+                    handles[cur].set(&k, &v).unwrap();
                     model.insert(k, v);
                 }
                 Op::Get(k) => {
-                    let got = store.get(&k).unwrap().map(|v| v.to_string());
+                    let got = handles[cur].get(&k).unwrap().map(|v| v.to_string());
                     prop_assert_eq!(got, model.get(&k).cloned());
                 }
                 Op::Delete(k) => {
-                    prop_assert_eq!(store.delete(&k).unwrap(), model.remove(&k).is_some());
+                    prop_assert_eq!(handles[cur].delete(&k).unwrap(), model.remove(&k).is_some());
                 }
                 Op::List => {
-                    prop_assert_eq!(store.list().unwrap(), model.keys().cloned().collect::<Vec<_>>());
+                    prop_assert_eq!(handles[cur].list().unwrap(), model.keys().cloned().collect::<Vec<_>>());
                 }
                 Op::Clear => {
-                    prop_assert_eq!(store.clear().unwrap(), model.len());
+                    prop_assert_eq!(handles[cur].clear().unwrap(), model.len());
                     model.clear();
                 }
-                Op::Reopen => store = open(&path),
+                Op::Reopen => handles[cur] = open(&path),
+                Op::Switch => cur = 1 - cur,
             }
         }
         let all: BTreeMap<String, String> = open(&path)
@@ -83,6 +88,43 @@ proptest! {
         prop_assert_eq!(all, model);
         prop_assert!(leftover_temp_files(&path).unwrap().is_empty());
     }
+}
+
+#[test]
+fn a_long_lived_handle_never_writes_back_what_another_process_replaced() {
+    // A handle reuses the map it wrote only while the file holds exactly those bytes.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let mut a = open(&path);
+    let mut b = open(&path);
+    a.set("a", "1").unwrap();
+    a.set("a2", "1").unwrap();
+    b.set("b", "2").unwrap();
+    a.set("c", "3").unwrap();
+    b.set("d", "4").unwrap();
+    b.set("d", "5").unwrap();
+    a.set("e", "6").unwrap();
+    assert_eq!(open(&path).list().unwrap(), ["a", "a2", "b", "c", "d", "e"]);
+    assert_eq!(open(&path).get("d").unwrap().unwrap().as_str(), "5");
+}
+
+#[test]
+fn repeated_writes_keep_the_salt_and_kdf_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let mut store = open(&path);
+    store.set("k", "0").unwrap();
+    let first = Header::parse(&std::fs::read(&path).unwrap()).unwrap();
+    for i in 1..4 {
+        store.set("k", &i.to_string()).unwrap();
+        let now = Header::parse(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!((now.salt, now.params), (first.salt, first.params));
+        assert_ne!(now.nonce, first.nonce);
+    }
+    open(&path).set("k", "other").unwrap();
+    store.set("k", "again").unwrap();
+    let last = Header::parse(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!((last.salt, last.params), (first.salt, first.params));
 }
 
 #[test]
