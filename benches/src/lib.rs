@@ -1,23 +1,15 @@
-//! Helpers shared by the clobber benchmarks: reading criterion's own estimates back so
-//! that a bench can print ratios measured side by side in one run.
+//! Helpers shared by the clobber benchmarks.
 
 #![deny(missing_docs)]
 
-use std::path::Path;
-
-/// The mean time in nanoseconds that criterion recorded for `<group>/<function>/<param>`
-/// under `out` (its output directory), if that benchmark ran in measuring mode.
+/// The median of `samples` (sorted in place); `NaN` if there are none.
 #[must_use]
-pub fn mean_ns(out: &Path, group: &str, function: &str, param: &str) -> Option<f64> {
-    let file = out
-        .join(group)
-        .join(function)
-        .join(param)
-        .join("new")
-        .join("estimates.json");
-    let text = std::fs::read_to_string(file).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["mean"]["point_estimate"].as_f64()
+pub fn median(samples: &mut [f64]) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
 }
 
 /// Format nanoseconds for a table.
@@ -27,5 +19,16 @@ pub fn human(ns: f64) -> String {
         format!("{:.2} ms", ns / 1e6)
     } else {
         format!("{:.1} µs", ns / 1e3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_takes_the_middle_sample() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert!(median(&mut []).is_nan());
     }
 }
