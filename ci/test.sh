@@ -8,6 +8,8 @@ export CARGO_TERM_COLOR=never
 
 section() { printf '\n== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
 start=$(date +%s)
+logs=$(mktemp -d "${TMPDIR:-/tmp}/clobber-ci.XXXXXX")
+trap 'rm -rf "$logs"' EXIT
 
 section "format"
 cargo fmt --all -- --check
@@ -22,10 +24,10 @@ section "build"
 cargo build --workspace --locked
 
 section "tests"
-cargo test --workspace --locked
+cargo test --workspace --locked 2>&1 | tee "$logs/tests.log"
 
 section "models (loom, shuttle)"
-bash ci/models.sh
+bash ci/models.sh 2>&1 | tee "$logs/models.log"
 
 section "scenario gate"
 bash ci/gate.sh
@@ -34,3 +36,6 @@ section "bench smoke"
 cargo bench -p clobber-benches --locked -- --test
 
 printf '\nall checks passed in %ss\n' "$(( $(date +%s) - start ))"
+# One closing line over every Rust test that ran (unit, integration, loom, shuttle).
+count() { grep -h 'test result:' "$logs"/*.log | grep -oE "[0-9]+ $1" | awk '{ s += $1 } END { print s + 0 }'; }
+echo "tests: $(count passed) passed, $(count failed) failed"
