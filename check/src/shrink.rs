@@ -102,17 +102,37 @@ fn shrink_one(
     if !seeded.is_empty() && oracle(&seeded) {
         s = seeded;
     }
+    ddmin(
+        s,
+        local.deadline,
+        |s, i, end| remove_with_closure(ops, s, &s[i..end]),
+        oracle,
+    )
+}
+
+/// Delta debugging (Zeller & Hildebrandt): try removing chunks of `s`, halving the
+/// chunk size whenever a pass removes nothing, until no single operation can go.
+/// `candidate(s, i, end)` is what remains when `s[i..end]` is removed (a caller may
+/// take more or fewer operations with it); `fails` says whether a candidate still
+/// shows the violation. Returns the shrunk set and whether it is 1-minimal (false if
+/// `deadline` passed first).
+fn ddmin(
+    mut s: Vec<usize>,
+    deadline: Instant,
+    candidate: impl Fn(&[usize], usize, usize) -> Vec<usize>,
+    mut fails: impl FnMut(&[usize]) -> bool,
+) -> (Vec<usize>, bool) {
     let mut chunk = (s.len() / 2).max(1);
     loop {
         let mut progress = false;
         let mut i = 0;
         while i < s.len() {
-            if Instant::now() > local.deadline {
+            if Instant::now() > deadline {
                 return (s, false);
             }
-            let r = &s[i..(i + chunk).min(s.len())];
-            let s2 = remove_with_closure(ops, &s, r);
-            if !s2.is_empty() && s2.len() < s.len() && oracle(&s2) {
+            let end = (i + chunk).min(s.len());
+            let s2 = candidate(&s, i, end);
+            if !s2.is_empty() && s2.len() < s.len() && fails(&s2) {
                 s = s2;
                 progress = true;
             } else {
@@ -235,34 +255,18 @@ pub(crate) fn shrink_observations<M: Model>(
             search::Outcome::Violation { .. }
         )
     };
-    let mut s: Vec<usize> = (0..ops.len()).collect();
-    let mut chunk = (s.len() / 2).max(1);
-    loop {
-        let mut progress = false;
-        let mut i = 0;
-        while i < s.len() {
-            if Instant::now() > local.deadline {
-                return (s, false);
-            }
-            let end = (i + chunk).min(s.len());
-            let s2: Vec<usize> = s
-                .iter()
+    ddmin(
+        (0..ops.len()).collect(),
+        local.deadline,
+        |s, i, end| {
+            s.iter()
                 .enumerate()
                 .filter(|&(j, &k)| {
                     !(j >= i && j < end && model.is_observation(&ops[k].input, &ops[k].output))
                 })
                 .map(|(_, &k)| k)
-                .collect();
-            if s2.len() < s.len() && !s2.is_empty() && fails(&s2) {
-                s = s2;
-                progress = true;
-            } else {
-                i += chunk;
-            }
-        }
-        if chunk == 1 && !progress {
-            return (s, true);
-        }
-        chunk = (chunk / 2).max(1);
-    }
+                .collect()
+        },
+        fails,
+    )
 }
