@@ -102,20 +102,8 @@ pub struct PartitionReport {
     pub reason: Option<String>,
 }
 
-/// An operation that observed a state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Observation {
-    /// Index of the record.
-    pub record: usize,
-    /// The process.
-    pub process: u64,
-    /// What it did and saw.
-    pub op: String,
-    /// Invoke time (ns).
-    pub invoke_ns: u64,
-    /// Completion time (ns).
-    pub complete_ns: Option<u64>,
-}
+/// An operation that observed a state: the same fields as a witness operation.
+pub type Observation = WitnessOp;
 
 /// An acknowledged write whose effect disappeared with no overwrite or removal that
 /// could explain it: a later observation (one that started after the write finished)
