@@ -368,7 +368,6 @@ impl Paths {
 /// exactly those bytes does it reuse that map instead of decrypting again (equal
 /// bytes decode to an equal map). That saves a decryption per write for a process
 /// that writes repeatedly, and can never go stale.
-#[derive(Debug)]
 pub struct Engine<F: Fs, C: Codec> {
     fs: F,
     codec: C,
@@ -380,11 +379,39 @@ pub struct Engine<F: Fs, C: Codec> {
 }
 
 /// The exact file contents this engine last wrote, with the map they encode.
-#[derive(Debug)]
 struct Written<M> {
     bytes: Vec<u8>,
     map: Secrets,
     meta: Option<M>,
+}
+
+/// Shows where and how, never what: the snapshot and the remembered map hold secrets.
+impl<F: Fs + fmt::Debug, C: Codec> fmt::Debug for Engine<F, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("fs", &self.fs)
+            .field("paths", &self.paths)
+            .field("protocol", &self.protocol)
+            .field("lock_wait", &self.lock_wait)
+            .field(
+                "snapshot",
+                &self.snapshot.as_ref().map(|(m, _)| SecretCount(m.len())),
+            )
+            .field(
+                "last_written",
+                &self.last_written.as_ref().map(|w| SecretCount(w.map.len())),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Debug output for a map of secrets: how many, nothing else.
+struct SecretCount(usize);
+
+impl fmt::Debug for SecretCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} secrets>", self.0)
+    }
 }
 
 impl<F: Fs, C: Codec> Engine<F, C> {

@@ -128,6 +128,25 @@ fn repeated_writes_keep_the_salt_and_kdf_parameters() {
 }
 
 #[test]
+fn debug_output_never_shows_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let mut store = open(&path);
+    store.set("name", "SECRET_VALUE_MARKER").unwrap();
+    store.set("other", "v").unwrap();
+    let stale = StoreOptions::new(&path, KeySource::passphrase("pw"))
+        .new_store_params(KdfParams::CHEAP)
+        .protocol(Protocol::StaleSnapshot)
+        .open()
+        .unwrap();
+    let key = KeySource::passphrase("PASSPHRASE_MARKER");
+    let shown = format!("{store:?} {stale:?} {key:?}");
+    assert!(!shown.contains("SECRET_VALUE_MARKER"), "{shown}");
+    assert!(!shown.contains("PASSPHRASE_MARKER"), "{shown}");
+    assert!(shown.contains("<2 secrets>"), "{shown}");
+}
+
+#[test]
 fn a_failed_closure_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
