@@ -253,6 +253,19 @@ pub struct GenArgs {
     pub output: Option<PathBuf>,
 }
 
+/// The command line's defaults (`clobber gen` with no flags), so that code building
+/// a `GenArgs` can never drift from what users get.
+impl Default for GenArgs {
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: GenArgs,
+        }
+        <Defaults as clap::Parser>::parse_from(["gen"]).args
+    }
+}
+
 /// A violation to plant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InjectArg {
@@ -358,19 +371,7 @@ fn gen_args(ops: usize, keys: usize, clients: usize) -> GenArgs {
         ops,
         keys,
         clients,
-        zipf: 0.0,
-        set: 45.0,
-        get: 45.0,
-        delete: 10.0,
-        list: 0.0,
-        clear: 0.0,
-        latency_ms: 2.0,
-        think_ms: 1.0,
-        indeterminate: 0.0,
-        duplicates: 0.0,
-        seed: 1,
-        inject: None,
-        output: None,
+        ..GenArgs::default()
     }
 }
 

@@ -113,19 +113,10 @@ fn gen_writes_a_history_that_check_passes_and_replays_from_its_seed() {
         ops: 500,
         keys: 3,
         clients: 4,
-        zipf: 0.0,
-        set: 45.0,
-        get: 45.0,
-        delete: 10.0,
-        list: 0.0,
-        clear: 0.0,
-        latency_ms: 2.0,
-        think_ms: 1.0,
         indeterminate: 0.05,
-        duplicates: 0.0,
         seed: 42,
-        inject: None,
         output: Some(dir.join(out)),
+        ..GenArgs::default()
     };
     assert_eq!(gen_main(&g("a.jsonl")), 0);
     assert_eq!(gen_main(&g("b.jsonl")), 0);
