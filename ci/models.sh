@@ -2,8 +2,9 @@
 # Model checks of the store's locking protocol (see store/MODELS.md): loom explores
 # every interleaving of up to 4 processes, shuttle samples schedules of 8-32; both
 # run the production protocol engine on the inode-level model file system, and both
-# must find every faulty protocol. Each build has its own target directory (other
-# cfg flags would otherwise rebuild the main one).
+# must find every faulty protocol. The checkers are cargo features of clobber-store,
+# built in release in the shared target directory: every other dependency is the
+# release build's, so only clobber-store and the checker crate are compiled here.
 #
 #   bash ci/models.sh                          # ~3-4 min on 2 cores, builds included
 #   LOOM_MAX_PREEMPTIONS=3 bash ci/models.sh   # bound every loom model (see MODELS.md)
@@ -18,16 +19,15 @@ log=$(mktemp -d "${TMPDIR:-/tmp}/clobber-models.XXXXXX")
 trap 'rm -rf "$log"' EXIT
 start=$(date +%s)
 
-run() { # name cfg target-dir test
-    local name=$1 cfg=$2 dir=$3 test=$4 t0 t1
+run() { # name feature test
+    local name=$1 feature=$2 test=$3 t0 t1
     t0=$(date +%s)
-    echo "-- $name: build (RUSTFLAGS=\"--cfg $cfg\", release, $dir)"
-    RUSTFLAGS="--cfg $cfg" cargo test -p clobber-store --release --locked \
-        --target-dir "$dir" --test "$test" --no-run
+    echo "-- $name: build (--features $feature, release)"
+    cargo test -p clobber-store --release --locked --features "$feature" --test "$test" --no-run
     t1=$(date +%s)
     echo "-- $name: built in $((t1 - t0))s; running"
-    if ! RUSTFLAGS="--cfg $cfg" cargo test -p clobber-store --release --locked \
-        --target-dir "$dir" --test "$test" -- --nocapture --test-threads=1 \
+    if ! cargo test -p clobber-store --release --locked --features "$feature" \
+        --test "$test" -- --nocapture --test-threads=1 \
         >"$log/$name.out" 2>&1; then
         cat "$log/$name.out"
         echo "models: $name FAILED" >&2
@@ -37,8 +37,8 @@ run() { # name cfg target-dir test
     echo "-- $name: ran in $(($(date +%s) - t1))s"
 }
 
-run loom loom target-loom loom_protocol
-run shuttle shuttle target-shuttle shuttle_protocol
+run loom loom loom_protocol
+run shuttle shuttle shuttle_protocol
 
 echo
 echo "== per model (VIOLATION is expected, and asserted, for every faulty protocol)"

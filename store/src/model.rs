@@ -26,13 +26,11 @@
 //! # Running
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" cargo test -p clobber-store --release \
-//!     --target-dir target-loom --test loom_protocol -- --nocapture
-//! RUSTFLAGS="--cfg shuttle" cargo test -p clobber-store --release \
-//!     --target-dir target-shuttle --test shuttle_protocol -- --nocapture
+//! cargo test -p clobber-store --release --features loom --test loom_protocol -- --nocapture
+//! cargo test -p clobber-store --release --features shuttle --test shuttle_protocol -- --nocapture
 //! ```
 //!
-//! Without either cfg the module builds on `std` threads and primitives, which
+//! Without either feature the module builds on `std` threads and primitives, which
 //! keeps it compiled, linted and unit-tested in every build.
 
 mod fs;

@@ -7,30 +7,30 @@
 //! | build | `sync::{Arc, Mutex, Condvar}`, `sync::atomic`, `sync::thread` | used by |
 //! |---|---|---|
 //! | default | `std::sync`, `std::thread` | unit tests of the model, production (which uses none of it) |
-//! | `RUSTFLAGS="--cfg loom"` | `loom::sync`, `loom::thread` | `tests/loom_protocol.rs`: every interleaving of ≤ 4 processes |
-//! | `RUSTFLAGS="--cfg shuttle"` | `shuttle::sync`, `shuttle::thread` | `tests/shuttle_protocol.rs`: randomised schedules of 8–32 processes |
+//! | `--features loom` | `loom::sync`, `loom::thread` | `tests/loom_protocol.rs`: every interleaving of ≤ 4 processes |
+//! | `--features shuttle` | `shuttle::sync`, `shuttle::thread` | `tests/shuttle_protocol.rs`: randomised schedules of 8–32 processes |
 //!
 //! A model checker can only see the scheduling points it controls: a `std` mutex
 //! hidden anywhere in the model would be invisible to it and would silently shrink
 //! the set of interleavings explored. Routing everything through this module makes
 //! that mistake a one-file review.
 
-#[cfg(all(loom, shuttle))]
-compile_error!("choose one model checker: `--cfg loom` or `--cfg shuttle`, not both");
+#[cfg(all(feature = "loom", feature = "shuttle"))]
+compile_error!("choose one model checker: feature `loom` or feature `shuttle`, not both");
 
-#[cfg(all(loom, not(shuttle)))]
+#[cfg(all(feature = "loom", not(feature = "shuttle")))]
 pub use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
-#[cfg(all(loom, not(shuttle)))]
+#[cfg(all(feature = "loom", not(feature = "shuttle")))]
 pub use loom::{sync::atomic, thread};
 
-#[cfg(all(shuttle, not(loom)))]
+#[cfg(all(feature = "shuttle", not(feature = "loom")))]
 pub use shuttle::sync::{Arc, Condvar, Mutex, MutexGuard};
-#[cfg(all(shuttle, not(loom)))]
+#[cfg(all(feature = "shuttle", not(feature = "loom")))]
 pub use shuttle::{sync::atomic, thread};
 
-#[cfg(not(any(loom, shuttle)))]
+#[cfg(not(any(feature = "loom", feature = "shuttle")))]
 pub use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-#[cfg(not(any(loom, shuttle)))]
+#[cfg(not(any(feature = "loom", feature = "shuttle")))]
 pub use std::{sync::atomic, thread};
 
 /// What the model shares but the model checker must *not* see. Always `std`.
@@ -57,9 +57,9 @@ pub mod untracked {
 }
 
 /// Which implementation this build uses: `"std"`, `"loom"` or `"shuttle"`.
-pub const BACKEND: &str = if cfg!(loom) {
+pub const BACKEND: &str = if cfg!(feature = "loom") {
     "loom"
-} else if cfg!(shuttle) {
+} else if cfg!(feature = "shuttle") {
     "shuttle"
 } else {
     "std"

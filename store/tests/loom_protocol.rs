@@ -2,8 +2,8 @@
 //! protocol engine on the inode-level model file system.
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" cargo test -p clobber-store --release \
-//!     --target-dir target-loom --test loom_protocol -- --nocapture --test-threads=1
+//! cargo test -p clobber-store --release --features loom --test loom_protocol \
+//!     -- --nocapture --test-threads=1
 //! ```
 //!
 //! Each test prints one line per model: processes, preemption bound, iterations
@@ -16,7 +16,7 @@
 //! The second half of the file runs each faulty protocol and asserts that loom
 //! *finds* its violation, printing the interleaving: a model that cannot fail
 //! proves nothing.
-#![cfg(loom)]
+#![cfg(feature = "loom")]
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;

@@ -3,8 +3,8 @@
 //! probability, and uniform random).
 //!
 //! ```text
-//! RUSTFLAGS="--cfg shuttle" cargo test -p clobber-store --release \
-//!     --target-dir target-shuttle --test shuttle_protocol -- --nocapture --test-threads=1
+//! cargo test -p clobber-store --release --features shuttle --test shuttle_protocol \
+//!     -- --nocapture --test-threads=1
 //! ```
 //!
 //! `CLOBBER_SHUTTLE_ITERATIONS` sets the schedules tried per model on the correct
@@ -14,7 +14,7 @@
 //! `CLOBBER_SHUTTLE_SEED` the seed of every scheduler (default: from the clock).
 //! Every model prints its seed; a failure also prints shuttle's schedule, which
 //! `shuttle::replay(|| model.run(), "<schedule>")` runs again step for step.
-#![cfg(shuttle)]
+#![cfg(feature = "shuttle")]
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;

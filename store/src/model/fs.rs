@@ -530,7 +530,7 @@ impl Fs for ModelFs {
     }
 }
 
-#[cfg(all(test, not(any(loom, shuttle))))]
+#[cfg(all(test, not(any(feature = "loom", feature = "shuttle"))))]
 mod tests {
     //! The model's file-system semantics, one process at a time (on `std`). The
     //! faults the models must find depend on each of these.

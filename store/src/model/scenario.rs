@@ -583,7 +583,7 @@ fn perform(mut engine: Engine<ModelFs, PlainCodec>, op: Op) -> Outcome {
     }
 }
 
-#[cfg(all(test, not(any(loom, shuttle))))]
+#[cfg(all(test, not(any(feature = "loom", feature = "shuttle"))))]
 mod tests {
     //! On `std` threads the scenarios prove nothing about interleavings (that is
     //! loom's and shuttle's job), but they must pass on the correct protocol in
