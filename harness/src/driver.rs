@@ -8,19 +8,15 @@
 //! damaged carries an `error` starting with [`DAMAGED`]; the audit treats it as a
 //! violation, because a correct store never shows a reader a damaged file.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use clobber_check::history::{Op, Outcome};
 use clobber_store::{ErrorKind, KdfParams, KeySource, Protocol, Store, StoreOptions};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use crate::adapter::{Adapter, ValueVia};
+use crate::run::supervise::{Grouping, RunError, run_with_timeout, store_command};
 use crate::scenario::Handle;
 
 /// Prefix of the `error` of an operation that found the store file damaged.
@@ -112,6 +108,8 @@ pub enum Driver {
         env: Vec<(String, String)>,
         /// Per-operation timeout.
         timeout: Duration,
+        /// Which process group its store processes run in.
+        grouping: Grouping,
     },
     /// `lib` mode.
     Lib {
@@ -140,6 +138,7 @@ impl Driver {
                 adapter: Box::new(adapter),
                 scratch,
                 timeout: Duration::from_millis(op_timeout_ms),
+                grouping: Grouping::Inherit,
             },
             DriverSpec::Lib {
                 path,
@@ -172,7 +171,8 @@ impl Driver {
                 scratch,
                 env,
                 timeout,
-            } => exec_cli(adapter, scratch, env, *timeout, call),
+                grouping,
+            } => exec_cli(adapter, scratch, env, *timeout, *grouping, call),
             Driver::Lib {
                 options,
                 handle,
@@ -246,6 +246,7 @@ fn exec_cli(
     scratch: &std::path::Path,
     env: &[(String, String)],
     timeout: Duration,
+    grouping: Grouping,
     call: &Call,
 ) -> Done {
     let by_arg = adapter.value == ValueVia::Argument;
@@ -261,46 +262,25 @@ fn exec_cli(
         );
     };
     let feeds_stdin = call.op == Op::Set && !by_arg;
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(if feeds_stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
+    let cmd = store_command(&argv, env, feeds_stdin);
+    let line = feeds_stdin.then(|| {
+        let mut line = call.value.clone().unwrap_or_default();
+        line.push('\n');
+        line
+    });
+    let output = match run_with_timeout(cmd, grouping, line.as_deref().map(str::as_bytes), timeout)
+    {
+        Ok(out) => out,
+        Err(RunError::Start(e)) => {
             return Done {
                 fatal: true,
                 ..Done::with(Outcome::Fail, format!("cannot start {:?}: {e}", argv[0]))
             };
         }
-    };
-    if feeds_stdin && let Some(mut stdin) = child.stdin.take() {
-        let mut line = call.value.clone().unwrap_or_default();
-        line.push('\n');
-        // A store that exits without reading its input is judged by its exit status.
-        let _ = stdin.write_all(line.as_bytes());
-    }
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let output = match rx.recv_timeout(timeout) {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => return Done::with(Outcome::Unknown, format!("waiting for the store: {e}")),
-        Err(_) => {
-            if let Ok(pid) = i32::try_from(pid) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-            // Its own children may hold the output pipes open; they share the
-            // worker's process group, which `clobber run` kills at the end.
-            let _ = rx.recv_timeout(Duration::from_millis(500));
+        Err(RunError::Wait(e)) => {
+            return Done::with(Outcome::Unknown, format!("waiting for the store: {e}"));
+        }
+        Err(RunError::TimedOut(_)) => {
             return Done::with(
                 Outcome::Unknown,
                 format!("timed out after {} ms; killed", timeout.as_millis()),

@@ -1,0 +1,82 @@
+//! Pre-flight: set the store up in the scratch directory and make sure it answers
+//! before any worker starts.
+//!
+//! Why: a store that cannot start, hangs, or does not say "not found" the way the
+//! adapter expects would turn every operation into an `unknown` and the run into
+//! noise; refusing up front (exit 5) names the command and what it did instead.
+
+use std::path::Path;
+use std::time::Duration;
+
+use clobber_check::history::{Op, Outcome};
+
+use super::supervise::{Grouping, RunError, run_with_timeout, store_command};
+use crate::adapter::Adapter;
+use crate::error::{Error, Result};
+
+/// Run one adapter command from clobber itself (its own registered process group),
+/// with a timeout; errors name the command.
+pub(crate) fn run_command(
+    adapter: &Adapter,
+    scratch: &Path,
+    argv: &[String],
+    timeout_ms: u64,
+) -> std::result::Result<std::process::Output, String> {
+    let cmd = store_command(argv, &adapter.env_for(scratch), false);
+    run_with_timeout(cmd, Grouping::Own, None, Duration::from_millis(timeout_ms)).map_err(|e| {
+        match e {
+            RunError::Start(e) => format!("cannot start `{}`: {e}", argv.join(" ")),
+            RunError::Wait(e) => format!("waiting for `{}`: {e}", argv.join(" ")),
+            RunError::TimedOut(_) => format!(
+                "`{}` did not finish within {timeout_ms} ms (the store hangs); it was killed",
+                argv.join(" ")
+            ),
+        }
+    })
+}
+
+/// How a store process ended, with its standard error.
+pub(crate) fn describe_exit(out: &std::process::Output) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    match (out.status.code(), out.status.signal()) {
+        (Some(c), _) => format!("exit {c}: {stderr}"),
+        (None, Some(s)) => format!("crashed (killed by signal {s}): {stderr}"),
+        _ => stderr,
+    }
+}
+
+/// Run the adapter's `setup`, then probe a key that must be absent.
+pub(crate) fn preflight(adapter: &Adapter, scratch: &Path, timeout_ms: u64) -> Result<()> {
+    adapter.require_program()?;
+    if let Some(argv) = adapter.argv("setup", None, None, scratch) {
+        let out = run_command(adapter, scratch, &argv, timeout_ms).map_err(Error::setup)?;
+        if !out.status.success() {
+            return Err(Error::setup(format!(
+                "store setup `{}` failed: {}",
+                argv.join(" "),
+                describe_exit(&out)
+            )));
+        }
+    }
+    let key = "__clobber_probe__";
+    let argv = adapter
+        .argv("get", Some(key), None, scratch)
+        .ok_or_else(|| Error::setup("adapter has no `get` command"))?;
+    let out = run_command(adapter, scratch, &argv, timeout_ms).map_err(Error::setup)?;
+    let done = crate::driver::classify(adapter, Op::Get, &out);
+    if done.outcome != Outcome::NotFound {
+        return Err(Error::setup(format!(
+            "store probe `{}` on an empty scratch store should report \"not found\" (exit {}{}), got {}",
+            argv.join(" "),
+            adapter.not_found.exit_code,
+            adapter
+                .not_found
+                .stderr_contains
+                .as_deref()
+                .map_or(String::new(), |t| format!(", stderr containing {t:?}")),
+            describe_exit(&out)
+        )));
+    }
+    Ok(())
+}
