@@ -43,6 +43,40 @@ impl StdFs {
     }
 }
 
+/// Open (creating) `path` and retry a non-blocking `flock` on that one descriptor,
+/// sleeping `next_sleep()` between tries, until it succeeds or `wait` has passed.
+fn lock_retrying(
+    path: &Path,
+    wait: Duration,
+    mut next_sleep: impl FnMut() -> Duration,
+) -> Result<StdLock> {
+    let file = open_mode_0600()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::io("open lock file", path, e))?;
+    let start = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => {
+                return Ok(StdLock {
+                    file,
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("flock", path, e)),
+        }
+        let waited = start.elapsed();
+        if waited >= wait {
+            return Err(Error::at(ErrorKind::LockTimeout { waited: wait }, path));
+        }
+        std::thread::sleep(next_sleep().min(wait - waited));
+    }
+}
+
 fn open_mode_0600() -> OpenOptions {
     let mut o = OpenOptions::new();
     o.mode(0o600);
@@ -60,33 +94,17 @@ impl Fs for StdFs {
     type Lock = StdLock;
 
     fn lock(&self, path: &Path, wait: Duration) -> Result<StdLock> {
-        let file = open_mode_0600()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| Error::io("open lock file", path, e))?;
-        let start = Instant::now();
+        // Exponential backoff from 1 ms to 25 ms: a waiter notices a release quickly.
         let mut backoff = Duration::from_millis(1);
-        loop {
-            match file.try_lock() {
-                Ok(()) => {
-                    return Ok(StdLock {
-                        file,
-                        path: path.to_path_buf(),
-                    });
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {}
-                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("flock", path, e)),
-            }
-            let waited = start.elapsed();
-            if waited >= wait {
-                return Err(Error::at(ErrorKind::LockTimeout { waited: wait }, path));
-            }
-            std::thread::sleep(backoff.min(wait - waited));
+        lock_retrying(path, wait, move || {
+            let now = backoff;
             backoff = (backoff * 2).min(Duration::from_millis(25));
-        }
+            now
+        })
+    }
+
+    fn lock_polling(&self, path: &Path, wait: Duration, poll: Duration) -> Result<StdLock> {
+        lock_retrying(path, wait, move || poll)
     }
 
     fn locked_identity(&self, lock: &StdLock) -> Result<FileId> {

@@ -45,7 +45,7 @@
 //! runs it on the real file system, and the model checkers run the very same code on
 //! an in-memory inode-level model. [`Protocol`] also selects, at run time, the
 //! historical bugs (`stale-snapshot`, `no-lock`, `in-place`, `unlink-lock`,
-//! `lock-data-file`), so that every checker can be shown to catch them. They are
+//! `lock-data-file`, `unlink-lock-polling`), so that every checker can be shown to catch them. They are
 //! never the default and the CLI warns loudly when one is in use.
 
 #![deny(missing_docs)]

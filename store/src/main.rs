@@ -72,7 +72,7 @@ struct Global {
 
     /// UNSAFE, for testing checkers only: run a faulty protocol that reproduces a
     /// known lost-write bug. One of: stale-snapshot, no-lock, in-place, unlink-lock,
-    /// lock-data-file.
+    /// lock-data-file, unlink-lock-polling.
     #[arg(
         long,
         env = "CLOBBER_STORE_UNSAFE_PROTOCOL",

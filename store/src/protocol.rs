@@ -29,6 +29,7 @@
 //! | `no-lock` | no lock at all | concurrent read-modify-writes lose updates |
 //! | `in-place` | truncates and rewrites the data file | lock-free readers see torn files; a crash corrupts the store |
 //! | `unlink-lock` | unlinks the lock file after releasing it | two processes hold "the lock" on different inodes |
+//! | `unlink-lock-polling` | as `unlink-lock`, but waits by polling a non-blocking `flock` every 100 ms (like Go's common flock library) | the same, in a much narrower window |
 //! | `lock-data-file` | flocks the data file, which rename replaces | the lock moves with the old inode; two writers get in |
 
 use std::fmt;
@@ -69,7 +70,8 @@ pub enum Step {
     Written,
     /// The new file is in place and durable; the lock is still held.
     Renamed,
-    /// The lock is released (and, for `unlink-lock`, its file unlinked).
+    /// The lock is released (and, for `unlink-lock` and `unlink-lock-polling`, its
+    /// file unlinked).
     Unlocked,
 }
 
@@ -136,16 +138,25 @@ pub enum Protocol {
     UnlinkLock,
     /// UNSAFE: flock the data file, which the rename replaces.
     LockDataFile,
+    /// UNSAFE: unlink the lock file after releasing it, and wait for the lock by
+    /// polling a non-blocking `flock` every [`POLL_INTERVAL`] (ToolHive's current
+    /// release: Go's common flock library polls; the race window is narrow).
+    UnlinkLockPolling,
 }
+
+/// How often `unlink-lock-polling` retries a busy lock: the 100 ms retry delay of
+/// the Go flock library's `TryLockContext` as ToolHive calls it.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Protocol {
     /// Every faulty protocol.
-    pub const FAULTS: [Protocol; 5] = [
+    pub const FAULTS: [Protocol; 6] = [
         Protocol::StaleSnapshot,
         Protocol::NoLock,
         Protocol::InPlace,
         Protocol::UnlinkLock,
         Protocol::LockDataFile,
+        Protocol::UnlinkLockPolling,
     ];
 
     /// The protocol's name on the command line and in `CLOBBER_STORE_UNSAFE_PROTOCOL`.
@@ -158,6 +169,7 @@ impl Protocol {
             Protocol::InPlace => "in-place",
             Protocol::UnlinkLock => "unlink-lock",
             Protocol::LockDataFile => "lock-data-file",
+            Protocol::UnlinkLockPolling => "unlink-lock-polling",
         }
     }
 
@@ -179,6 +191,9 @@ impl Protocol {
             Protocol::InPlace => "truncates and rewrites the data file in place",
             Protocol::UnlinkLock => "unlinks the lock file after releasing it",
             Protocol::LockDataFile => "locks the data file, which every write renames over",
+            Protocol::UnlinkLockPolling => {
+                "unlinks the lock file after releasing it, and polls for the lock every 100 ms"
+            }
         }
     }
 
@@ -234,6 +249,17 @@ pub trait Fs {
     /// # Errors
     /// I/O errors.
     fn locked_identity(&self, lock: &Self::Lock) -> Result<FileId>;
+
+    /// As [`Fs::lock`], but wait by retrying a non-blocking lock every `poll` (the
+    /// `unlink-lock-polling` fault). The default ignores `poll`: a model explores
+    /// every interleaving anyway, so how a waiter waits changes nothing there.
+    ///
+    /// # Errors
+    /// As [`Fs::lock`].
+    fn lock_polling(&self, path: &Path, wait: Duration, poll: Duration) -> Result<Self::Lock> {
+        let _ = poll;
+        self.lock(path, wait)
+    }
 
     /// Release a lock explicitly (dropping it does the same).
     ///
@@ -508,7 +534,11 @@ impl<F: Fs, C: Codec> Engine<F, C> {
         let start = std::time::Instant::now();
         loop {
             let remaining = self.lock_wait.saturating_sub(start.elapsed());
-            let lock = self.fs.lock(path, remaining)?;
+            let lock = if self.protocol == Protocol::UnlinkLockPolling {
+                self.fs.lock_polling(path, remaining, POLL_INTERVAL)?
+            } else {
+                self.fs.lock(path, remaining)?
+            };
             if !self.protocol.lock_file_is_checked() {
                 return Ok(lock);
             }
@@ -579,7 +609,10 @@ impl<F: Fs, C: Codec> Engine<F, C> {
         }
         if let Some(lock) = lock {
             self.fs.unlock(lock)?;
-            if self.protocol == Protocol::UnlinkLock {
+            if matches!(
+                self.protocol,
+                Protocol::UnlinkLock | Protocol::UnlinkLockPolling
+            ) {
                 self.fs.remove(&self.paths.lock)?;
             }
         }

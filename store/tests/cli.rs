@@ -475,6 +475,20 @@ fn unlink_lock_loses_writes() {
 }
 
 #[test]
+fn unlink_lock_polling_loses_writes() {
+    // As unlink-lock, but a waiter polls its (old) lock inode every 100 ms: one that
+    // wakes after the holder unlinked the file still gets that inode while a newcomer
+    // locks a fresh one.
+    let lost = lost_keys("unlink-lock-polling", "read:2:50");
+    eprintln!(
+        "unlink-lock-polling lost {} / {}",
+        lost.len(),
+        PROCESSES * KEYS_EACH
+    );
+    assert!(!lost.is_empty());
+}
+
+#[test]
 fn lock_data_file_loses_writes() {
     let lost = lost_keys("lock-data-file", "read:2:50");
     eprintln!(

@@ -218,7 +218,9 @@ fn exposing(protocol: Protocol) -> Scenario {
         },
         // Needs a third process: one waits on the old lock inode while another
         // locks the new one (unlink-lock) or the renamed-in data inode.
-        Protocol::UnlinkLock | Protocol::LockDataFile => Scenario::DistinctSets { processes: 3 },
+        Protocol::UnlinkLock | Protocol::UnlinkLockPolling | Protocol::LockDataFile => {
+            Scenario::DistinctSets { processes: 3 }
+        }
         Protocol::Correct => unreachable!("the correct protocol has no fault to expose"),
     }
 }
@@ -257,4 +259,12 @@ fn loom_finds_unlink_lock_letting_two_processes_hold_the_lock() {
 #[test]
 fn loom_finds_lock_data_file_letting_two_writers_in_after_a_rename() {
     found(exposing(Protocol::LockDataFile), Protocol::LockDataFile);
+}
+
+#[test]
+fn loom_finds_unlink_lock_polling_letting_two_processes_hold_the_lock() {
+    found(
+        exposing(Protocol::UnlinkLockPolling),
+        Protocol::UnlinkLockPolling,
+    );
 }

@@ -225,6 +225,7 @@ fn exposing(protocol: Protocol) -> Scenario {
         Protocol::StaleSnapshot
         | Protocol::NoLock
         | Protocol::UnlinkLock
+        | Protocol::UnlinkLockPolling
         | Protocol::LockDataFile => Scenario::DistinctSets { processes: 8 },
         Protocol::InPlace => Scenario::ReaderDuringWrites {
             writers: 7,
@@ -257,4 +258,12 @@ fn shuttle_finds_unlink_lock_letting_two_processes_hold_the_lock() {
 #[test]
 fn shuttle_finds_lock_data_file_letting_two_writers_in_after_a_rename() {
     found(exposing(Protocol::LockDataFile), Protocol::LockDataFile);
+}
+
+#[test]
+fn shuttle_finds_unlink_lock_polling_letting_two_processes_hold_the_lock() {
+    found(
+        exposing(Protocol::UnlinkLockPolling),
+        Protocol::UnlinkLockPolling,
+    );
 }
