@@ -395,6 +395,16 @@ mod tests {
                 .map(String::as_str),
             Some("stale-snapshot")
         );
+        for fault in ["no-fsync", "no-dir-fsync"] {
+            let a = Adapter::resolve(&format!("reference:{fault}")).unwrap();
+            assert_eq!(a.name, format!("reference:{fault}"));
+            assert_eq!(
+                a.env
+                    .get("CLOBBER_STORE_UNSAFE_PROTOCOL")
+                    .map(String::as_str),
+                Some(fault)
+            );
+        }
         assert!(Adapter::resolve("reference:bogus").is_err());
         // An inherited CLOBBER_STORE_UNSAFE_PROTOCOL cannot make `reference` faulty.
         let correct = Adapter::resolve("reference").unwrap();

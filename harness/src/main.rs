@@ -58,7 +58,7 @@ struct RunArgs {
     scenario: PathBuf,
     /// The store: an adapter file (adapters/*.toml), `reference`, or
     /// `reference:<fault>` (stale-snapshot, no-lock, in-place, unlink-lock,
-    /// lock-data-file, unlink-lock-polling).
+    /// lock-data-file, unlink-lock-polling, no-fsync, no-dir-fsync).
     #[arg(long, default_value = "reference")]
     store: String,
     /// Driving mode (default: the scenario's).

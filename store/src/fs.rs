@@ -18,6 +18,19 @@ pub struct StdLock {
     path: PathBuf,
 }
 
+/// A temporary file being written; closing it (dropping) keeps the file.
+#[derive(Debug)]
+pub struct StdTemp {
+    path: PathBuf,
+    file: File,
+}
+
+impl AsRef<Path> for StdTemp {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// The protocol's file system on `std::fs`.
 #[derive(Debug, Default)]
 pub struct StdFs {
@@ -92,6 +105,7 @@ fn dir_of(path: &Path) -> &Path {
 
 impl Fs for StdFs {
     type Lock = StdLock;
+    type Temp = StdTemp;
 
     fn lock(&self, path: &Path, wait: Duration) -> Result<StdLock> {
         // Exponential backoff from 1 ms to 25 ms: a waiter notices a release quickly.
@@ -132,7 +146,7 @@ impl Fs for StdFs {
         }
     }
 
-    fn write_temp(&self, target: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    fn create_temp(&self, target: &Path, bytes: &[u8]) -> Result<StdTemp> {
         let name = target
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -151,35 +165,33 @@ impl Fs for StdFs {
             std::process::id(),
             u64::from_le_bytes(suffix)
         ));
-        let result = (|| {
-            // 0600 from the moment the file exists: the contents are ciphertext, but
-            // nobody else has any business reading even that.
-            let mut file = open_mode_0600()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .map_err(|e| Error::io("create temporary file", &tmp, e))?;
-            file.write_all(bytes)
-                .map_err(|e| Error::io("write temporary file", &tmp, e))?;
-            // Durable before it becomes visible: otherwise a crash after the rename
-            // can leave the store name pointing at an empty or partial file.
-            file.sync_all()
-                .map_err(|e| Error::io("fsync temporary file", &tmp, e))
-        })();
-        match result {
-            Ok(()) => Ok(tmp),
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(e)
-            }
+        // 0600 from the moment the file exists: the contents are ciphertext, but
+        // nobody else has any business reading even that.
+        let mut file = open_mode_0600()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| Error::io("create temporary file", &tmp, e))?;
+        if let Err(e) = file.write_all(bytes) {
+            drop(file);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Error::io("write temporary file", &tmp, e));
         }
+        Ok(StdTemp { path: tmp, file })
     }
 
-    fn rename_durable(&self, from: &Path, to: &Path) -> Result<()> {
-        std::fs::rename(from, to).map_err(|e| Error::io("rename", to, e))?;
-        let dir = dir_of(to);
-        // The rename lives in the directory: without this fsync a crash can bring
-        // back the old file, and an acknowledged write is lost.
+    fn sync_temp(&self, temp: &StdTemp) -> Result<()> {
+        temp.file
+            .sync_all()
+            .map_err(|e| Error::io("fsync temporary file", &temp.path, e))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        std::fs::rename(from, to).map_err(|e| Error::io("rename", to, e))
+    }
+
+    fn sync_dir(&self, path: &Path) -> Result<()> {
+        let dir = dir_of(path);
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| Error::io("fsync directory", dir, e))

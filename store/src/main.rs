@@ -72,7 +72,8 @@ struct Global {
 
     /// UNSAFE, for testing checkers only: run a faulty protocol that reproduces a
     /// known lost-write bug. One of: stale-snapshot, no-lock, in-place, unlink-lock,
-    /// lock-data-file, unlink-lock-polling.
+    /// lock-data-file, unlink-lock-polling, no-fsync, no-dir-fsync (the last two lose
+    /// writes only on a power loss).
     #[arg(
         long,
         env = "CLOBBER_STORE_UNSAFE_PROTOCOL",

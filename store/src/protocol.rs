@@ -12,7 +12,7 @@
 //!   check  identity(path "<store>.lock") == identity(lock), else retry
 //!   map    = decode(read("<store>"))                    // re-read INSIDE the lock
 //!   f(&mut map)
-//!   tmp    = create_0600(".<store>.tmp-…"); write; fsync
+//!   tmp    = create_0600(".<store>.tmp-…"); write; fsync(tmp)
 //!   rename(tmp, "<store>"); fsync(dir)
 //!   unlock
 //! read():  decode(read("<store>"))                      // no lock: rename is atomic
@@ -31,6 +31,8 @@
 //! | `unlink-lock` | unlinks the lock file after releasing it | two processes hold "the lock" on different inodes |
 //! | `unlink-lock-polling` | as `unlink-lock`, but waits by polling a non-blocking `flock` every 100 ms (like Go's common flock library) | the same, in a much narrower window |
 //! | `lock-data-file` | flocks the data file, which rename replaces | the lock moves with the old inode; two writers get in |
+//! | `no-fsync` | renames a temporary file that was never fsynced | after a power loss the store name points at an empty or partial file |
+//! | `no-dir-fsync` | never fsyncs the directory after the rename | after a power loss the old file is back: acknowledged writes are lost |
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -142,6 +144,10 @@ pub enum Protocol {
     /// polling a non-blocking `flock` every [`POLL_INTERVAL`] (ToolHive's current
     /// release: Go's common flock library polls; the race window is narrow).
     UnlinkLockPolling,
+    /// UNSAFE: rename the temporary file over the store without fsyncing it first.
+    NoFsync,
+    /// UNSAFE: never fsync the directory after renaming over the store.
+    NoDirFsync,
 }
 
 /// How often `unlink-lock-polling` retries a busy lock: the 100 ms retry delay of
@@ -150,13 +156,15 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Protocol {
     /// Every faulty protocol.
-    pub const FAULTS: [Protocol; 6] = [
+    pub const FAULTS: [Protocol; 8] = [
         Protocol::StaleSnapshot,
         Protocol::NoLock,
         Protocol::InPlace,
         Protocol::UnlinkLock,
         Protocol::LockDataFile,
         Protocol::UnlinkLockPolling,
+        Protocol::NoFsync,
+        Protocol::NoDirFsync,
     ];
 
     /// The protocol's name on the command line and in `CLOBBER_STORE_UNSAFE_PROTOCOL`.
@@ -170,6 +178,8 @@ impl Protocol {
             Protocol::UnlinkLock => "unlink-lock",
             Protocol::LockDataFile => "lock-data-file",
             Protocol::UnlinkLockPolling => "unlink-lock-polling",
+            Protocol::NoFsync => "no-fsync",
+            Protocol::NoDirFsync => "no-dir-fsync",
         }
     }
 
@@ -194,13 +204,23 @@ impl Protocol {
             Protocol::UnlinkLockPolling => {
                 "unlinks the lock file after releasing it, and polls for the lock every 100 ms"
             }
+            Protocol::NoFsync => {
+                "renames a temporary file over the store without fsyncing it (a power loss can leave an empty store)"
+            }
+            Protocol::NoDirFsync => {
+                "never fsyncs the directory after the rename (a power loss can bring back the old store)"
+            }
         }
     }
 
     fn lock_file_is_checked(self) -> bool {
         matches!(
             self,
-            Protocol::Correct | Protocol::StaleSnapshot | Protocol::InPlace
+            Protocol::Correct
+                | Protocol::StaleSnapshot
+                | Protocol::InPlace
+                | Protocol::NoFsync
+                | Protocol::NoDirFsync
         )
     }
 }
@@ -236,6 +256,9 @@ pub trait Fs {
     /// A held exclusive lock. Dropping it releases the lock, like closing the
     /// descriptor releases a `flock`.
     type Lock;
+
+    /// An open temporary file, written by [`Fs::create_temp`]; it names its path.
+    type Temp: AsRef<Path>;
 
     /// Open (creating if missing, mode 0600) the file at `path` and take an exclusive
     /// lock on it, waiting at most `wait`.
@@ -273,18 +296,33 @@ pub trait Fs {
     /// I/O errors other than "not found".
     fn read(&self, path: &Path) -> Result<Option<Vec<u8>>>;
 
-    /// Create a new temporary file next to `target` (mode 0600 from the start), write
-    /// `bytes`, make them durable, and return its path. Leaves nothing behind on error.
+    /// Create a new temporary file next to `target` (mode 0600 from the start) and
+    /// write `bytes` into it. The contents are *not* durable yet (see
+    /// [`Fs::sync_temp`]). Leaves nothing behind on error.
     ///
     /// # Errors
     /// I/O errors.
-    fn write_temp(&self, target: &Path, bytes: &[u8]) -> Result<PathBuf>;
+    fn create_temp(&self, target: &Path, bytes: &[u8]) -> Result<Self::Temp>;
 
-    /// Atomically rename `from` over `to`, then make the rename durable.
+    /// Make a temporary file's contents durable (`fsync`).
     ///
     /// # Errors
     /// I/O errors.
-    fn rename_durable(&self, from: &Path, to: &Path) -> Result<()>;
+    fn sync_temp(&self, temp: &Self::Temp) -> Result<()>;
+
+    /// Atomically rename `from` over `to`. The rename is *not* durable yet (see
+    /// [`Fs::sync_dir`]).
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn rename(&self, from: &Path, to: &Path) -> Result<()>;
+
+    /// Make the entries of the directory holding `path` durable (`fsync` of the
+    /// directory): creates, renames and unlinks in it survive a power loss from now on.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn sync_dir(&self, path: &Path) -> Result<()>;
 
     /// Remove the name `path`; a missing file is not an error.
     ///
@@ -561,6 +599,33 @@ impl<F: Fs, C: Codec> Engine<F, C> {
         }
     }
 
+    /// Replace the file `data` with `bytes`, atomically and durably: temporary file,
+    /// fsync, rename, fsync of the directory. The two faults `no-fsync` and
+    /// `no-dir-fsync` each skip one of the syncs; the models find both.
+    fn replace(&self, data: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = self.fs.create_temp(data, bytes)?;
+        if self.protocol != Protocol::NoFsync {
+            // Durable before it becomes visible: otherwise a power loss after the
+            // (durable) rename can leave the store name on an empty or partial file.
+            if let Err(e) = self.fs.sync_temp(&tmp) {
+                let _ = self.fs.remove(tmp.as_ref());
+                return Err(e);
+            }
+        }
+        self.fs.checkpoint(Step::Written)?;
+        if let Err(e) = self.fs.rename(tmp.as_ref(), data) {
+            let _ = self.fs.remove(tmp.as_ref());
+            return Err(e);
+        }
+        drop(tmp);
+        if self.protocol != Protocol::NoDirFsync {
+            // The rename lives in the directory: until the directory is fsynced a
+            // power loss can bring back the old file, losing an acknowledged write.
+            self.fs.sync_dir(data)?;
+        }
+        Ok(())
+    }
+
     /// The one mutation path: lock, re-read, apply `f`, replace, unlock. If `f`
     /// returns an error nothing is written.
     ///
@@ -588,12 +653,7 @@ impl<F: Fs, C: Codec> Engine<F, C> {
         if self.protocol == Protocol::InPlace {
             self.fs.write_in_place(&data, &bytes)?;
         } else {
-            let tmp = self.fs.write_temp(&data, &bytes)?;
-            self.fs.checkpoint(Step::Written)?;
-            if let Err(e) = self.fs.rename_durable(&tmp, &data) {
-                let _ = self.fs.remove(&tmp);
-                return Err(e);
-            }
+            self.replace(&data, &bytes)?;
         }
         self.fs.checkpoint(Step::Renamed)?;
         if self.protocol == Protocol::StaleSnapshot {

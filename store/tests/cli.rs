@@ -294,6 +294,30 @@ fn unsafe_protocols_warn_loudly_and_unknown_ones_are_rejected() {
         .stderr(predicate::str::contains("stale-snapshot"));
 }
 
+#[test]
+fn durability_faults_are_selectable_and_behave_like_a_store_until_power_is_lost() {
+    // no-fsync and no-dir-fsync lose writes only when the machine loses power (the
+    // models and `clobber run --nemesis power-loss` show that); without a power loss
+    // they must read and write like the correct store, or a checker that flags them
+    // without one would be flagging something else.
+    for fault in ["no-fsync", "no-dir-fsync"] {
+        let s = Scratch::init();
+        s.cmd()
+            .env("CLOBBER_STORE_UNSAFE_PROTOCOL", fault)
+            .args(["set", "k"])
+            .write_stdin("v1")
+            .assert()
+            .success()
+            .stderr(predicate::str::contains("UNSAFE").and(predicate::str::contains(fault)));
+        s.cmd()
+            .args(["--unsafe-protocol", fault, "get", "k"])
+            .assert()
+            .success()
+            .stdout("v1\n");
+        assert!(s.temp_files().is_empty(), "{fault} left a temporary file");
+    }
+}
+
 /// Damage the store file, then check that every command reports the damage with
 /// its own exit code and message, and that no command changes a single byte.
 fn assert_damage_is_reported(damage: impl Fn(&mut Vec<u8>), code: i32, message: &str) {

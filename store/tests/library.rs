@@ -2,7 +2,7 @@
 //! injection at the file-system trait.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use clobber_store::format::{Cipher, Header};
@@ -194,6 +194,7 @@ struct FailingFs {
 
 impl Fs for FailingFs {
     type Lock = <StdFs as Fs>::Lock;
+    type Temp = <StdFs as Fs>::Temp;
     fn lock(&self, path: &Path, wait: Duration) -> Result<Self::Lock> {
         self.inner.lock(path, wait)
     }
@@ -206,14 +207,20 @@ impl Fs for FailingFs {
     fn read(&self, path: &Path) -> Result<Option<Vec<u8>>> {
         self.inner.read(path)
     }
-    fn write_temp(&self, target: &Path, bytes: &[u8]) -> Result<PathBuf> {
-        self.inner.write_temp(target, bytes)
+    fn create_temp(&self, target: &Path, bytes: &[u8]) -> Result<Self::Temp> {
+        self.inner.create_temp(target, bytes)
     }
-    fn rename_durable(&self, from: &Path, to: &Path) -> Result<()> {
+    fn sync_temp(&self, temp: &Self::Temp) -> Result<()> {
+        self.inner.sync_temp(temp)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
         if self.fail_rename {
             return Err(Error::io("rename", to, std::io::Error::other("injected")));
         }
-        self.inner.rename_durable(from, to)
+        self.inner.rename(from, to)
+    }
+    fn sync_dir(&self, path: &Path) -> Result<()> {
+        self.inner.sync_dir(path)
     }
     fn remove(&self, path: &Path) -> Result<()> {
         self.inner.remove(path)

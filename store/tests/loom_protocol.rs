@@ -221,6 +221,8 @@ fn exposing(protocol: Protocol) -> Scenario {
         Protocol::UnlinkLock | Protocol::UnlinkLockPolling | Protocol::LockDataFile => {
             Scenario::DistinctSets { processes: 3 }
         }
+        // Lose writes only on a power loss, which the model checks at every step.
+        Protocol::NoFsync | Protocol::NoDirFsync => Scenario::DistinctSets { processes: 2 },
         Protocol::Correct => unreachable!("the correct protocol has no fault to expose"),
     }
 }

@@ -376,6 +376,7 @@ impl ModelFs {
 
 impl Fs for ModelFs {
     type Lock = ModelLock;
+    type Temp = PathBuf;
 
     /// Open (creating) `path`, then, as a separate step, wait until its inode's lock
     /// is free and take it. The wait is unbounded: `wait` is ignored, so that no
@@ -431,9 +432,7 @@ impl Fs for ModelFs {
         Ok(Some(contents))
     }
 
-    fn write_temp(&self, target: &Path, bytes: &[u8]) -> Result<PathBuf> {
-        // The model has no page cache: a created file is immediately durable, which
-        // is what write + fsync achieve on the real file system.
+    fn create_temp(&self, target: &Path, bytes: &[u8]) -> Result<PathBuf> {
         let ino = self.shared.create_inode(bytes.to_vec()).ino;
         let tmp = target.with_file_name(format!(
             "{}{}-{ino}",
@@ -449,7 +448,12 @@ impl Fs for ModelFs {
         Ok(tmp)
     }
 
-    fn rename_durable(&self, from: &Path, to: &Path) -> Result<()> {
+    fn sync_temp(&self, temp: &PathBuf) -> Result<()> {
+        self.log(format!("fsyncs {}", name_of(temp)));
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
         let entry = self.shared.entry(to, "rename")?;
         let Some(ino) = untracked_guard(&self.shared.temps).remove(from) else {
             return Err(Error::io(
@@ -469,6 +473,11 @@ impl Fs for ModelFs {
             name_of(from),
             name_of(to)
         ));
+        Ok(())
+    }
+
+    fn sync_dir(&self, _path: &Path) -> Result<()> {
+        self.log("fsyncs the directory".to_owned());
         Ok(())
     }
 
@@ -551,8 +560,8 @@ mod tests {
         let (fs, paths) = store();
         let held = fs.process(0).lock(&paths.data, WAIT).unwrap();
         let old = fs.locked_identity(&held).unwrap();
-        let tmp = fs.write_temp(&paths.data, b"v2").unwrap();
-        fs.rename_durable(&tmp, &paths.data).unwrap();
+        let tmp = fs.create_temp(&paths.data, b"v2").unwrap();
+        fs.rename(&tmp, &paths.data).unwrap();
         let new = fs.identity(&paths.data).unwrap().unwrap();
         assert_ne!(old, new, "rename must give the name a new inode");
         // The renamed-in inode is unlocked: a second process gets in while the
