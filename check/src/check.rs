@@ -284,7 +284,7 @@ pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
     });
     type KeyResult = (
         PartitionReport,
-        Vec<LostWrite>,
+        Vec<lost::LostProof>,
         usize,
         Option<Vec<HeldRecords>>,
     );
@@ -304,63 +304,26 @@ pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
                 None
             };
             let key_name = h.keys.name(key).to_owned();
-            let (lost, acked) = lost::lost_writes(&ops);
-            let lost = lost
-                .into_iter()
-                .map(|(w, o)| {
-                    let wr = &ops[w];
-                    let ob = &ops[o];
-                    LostWrite {
-                        key: key_name.clone(),
-                        value: h.values.name(h.ops[wr.source].value).to_owned(),
-                        process: wr.process,
-                        record: wr.source,
-                        invoke_ns: wr.invoke,
-                        complete_ns: wr.end(),
-                        observed_by: Observation {
-                            record: ob.source,
-                            process: ob.process,
-                            op: describe_kv(h, ob.source),
-                            invoke_ns: ob.invoke,
-                            complete_ns: ob.complete,
-                        },
-                    }
-                })
-                .collect::<Vec<_>>();
+            let (lost, acked) = lost::key_proofs(h, key, &ops, u64::MAX);
             let mut verdict = d.verdict;
-            let mut witness = d.witness.map(|(w, why, minimal)| Witness {
-                explanation: why,
-                ops: witness_ops(h, &ops, &w),
-                minimal,
-            });
+            let mut witness = d
+                .witness
+                .map(|(w, why, minimal)| Witness::new(why, witness_ops(h, &ops, &w), minimal));
             if let Some(first) = lost.first()
                 && verdict != Verdict::Violation
             {
                 // A lost write proves a violation on its own (e.g. when the search ran
-                // out of budget): report it with the write and the read that missed it.
+                // out of budget): report it with the write and the read that missed it
+                // (and the write of the older value the read saw, if it saw one).
                 verdict = Verdict::Violation;
-                let (w, o) = (first.record, first.observed_by.record);
-                let pos = |r: usize| ops.iter().position(|e| e.source == r);
-                if let (Some(w), Some(o)) = (pos(w), pos(o)) {
-                    let mut proof = vec![w, o];
-                    // The write of the older value the read saw, if it saw one.
-                    if let Condition::Is(u) = Register::condition(ops[o].input, ops[o].output)
-                        && u != ABSENT
-                        && let Some(src) = (0..ops.len())
-                            .filter(|&i| ops[i].input == Action::Write(u))
-                            .max_by_key(|&i| ops[i].end())
-                    {
-                        proof.push(src);
-                    }
-                    let w = proof;
-                    witness = Some(Witness {
-                        explanation: "an acknowledged write was missed by a later read, and \
-                                      nothing that ran in between can explain it"
-                            .into(),
-                        ops: witness_ops(h, &ops, &w),
-                        minimal: false,
-                    });
-                }
+                let mut proof = vec![first.write, first.observation];
+                proof.extend(first.older_write);
+                witness = Some(Witness::new(
+                    "an acknowledged write was missed by a later read, and nothing that ran \
+                     in between can explain it",
+                    record_witness_ops(h, &proof),
+                    false,
+                ));
             }
             let report = PartitionReport {
                 key: key_name,
@@ -390,11 +353,41 @@ pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
         start_ns: h.ops.iter().map(|o| o.invoke).min().unwrap_or(0),
     };
     let mut held: Vec<Option<Vec<HeldRecords>>> = vec![None; h.keys.len()];
+    let mut proofs = Vec::new();
     for (key, (p, lost, acked, stretches)) in results {
         report.partitions.push(p);
-        report.lost_writes.extend(lost);
+        proofs.extend(lost);
         report.acknowledged_writes += acked;
         held[key as usize] = stretches;
+    }
+    lost::attach_culprits(h, &mut proofs);
+    report.lost_writes = proofs.iter().map(|p| lost_write(h, p)).collect();
+    for d in lost::damaged_reads(h, u64::MAX) {
+        let mut records = vec![d.record];
+        records.extend(d.concurrent);
+        let what = match &d.key {
+            Some(k) => format!("get {k}"),
+            None => "list".to_owned(),
+        };
+        report.partitions.push(PartitionReport {
+            key: format!("{what} #{} (torn/damaged read)", d.record),
+            verdict: Verdict::Violation,
+            operations: records.len(),
+            method: Method::Recorded,
+            witness: Some(Witness::new(
+                format!(
+                    "torn/damaged read: process {} read a damaged answer{}; a correct store \
+                     never shows a reader a damaged state",
+                    h.ops[d.record].process,
+                    d.detail
+                        .as_deref()
+                        .map_or_else(String::new, |x| format!(" ({x})"))
+                ),
+                record_witness_ops(h, &records),
+                records.len() == 1,
+            )),
+            reason: None,
+        });
     }
     if has_lists {
         for split in joint::split_lists(h, &held) {
@@ -412,17 +405,17 @@ pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
                 verdict: Verdict::Violation,
                 operations: records.len(),
                 method: Method::FastPath,
-                witness: Some(Witness {
-                    explanation: format!(
+                witness: Some(Witness::new(
+                    format!(
                         "the {} leaves {} absent, but each of them had to hold a value over part \
                          of its interval, and together those parts cover all of it: no single \
                          instant fits",
                         h.ops[split.list].op,
                         keys.join(", ")
                     ),
-                    ops: record_witness_ops(h, &records),
-                    minimal: false,
-                }),
+                    record_witness_ops(h, &records),
+                    false,
+                )),
                 reason: None,
             });
         }
@@ -439,6 +432,32 @@ pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
     report.finish();
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     report
+}
+
+/// A report's lost write from the one lost-write definition's proof.
+fn lost_write(h: &KvHistory, p: &lost::LostProof) -> LostWrite {
+    let w = &h.ops[p.write];
+    let op = |r: usize| {
+        let o = &h.ops[r];
+        WitnessOp {
+            record: r,
+            process: o.process,
+            op: describe_kv(h, r),
+            invoke_ns: o.invoke,
+            complete_ns: o.complete,
+        }
+    };
+    LostWrite {
+        key: p.key.clone(),
+        value: h.values.name(w.value).to_owned(),
+        process: w.process,
+        record: p.write,
+        invoke_ns: w.invoke,
+        complete_ns: w.complete.unwrap_or(u64::MAX),
+        observed_by: op(p.observation),
+        culprit: p.culprit.map(op),
+        proven_ns: p.proven_ns,
+    }
 }
 
 fn record_witness_ops(h: &KvHistory, records: &[usize]) -> Vec<WitnessOp> {
@@ -488,6 +507,7 @@ pub(crate) fn describe_kv(h: &KvHistory, record: usize) -> String {
         Outcome::NotFound => "not found",
         Outcome::Fail => "fail",
         Outcome::Unknown => "unknown",
+        Outcome::Damaged => "damaged",
     };
     match (op.op, op.outcome) {
         (Op::Set, _) => format!("set {key}={value} -> {outcome}"),
@@ -523,10 +543,8 @@ pub fn check_register(h: &crate::import::RegisterHistory, options: &CheckOptions
             verdict: d.verdict,
             operations: ops.len(),
             method: d.method,
-            witness: d.witness.map(|(w, why, minimal)| Witness {
-                explanation: why,
-                ops: generic_witness_ops(ops, &w, describe),
-                minimal,
+            witness: d.witness.map(|(w, why, minimal)| {
+                Witness::new(why, generic_witness_ops(ops, &w, describe), minimal)
             }),
             reason: d.reason,
         }],
@@ -546,6 +564,8 @@ pub fn check_register(h: &crate::import::RegisterHistory, options: &CheckOptions
                     invoke_ns: ops[o].invoke,
                     complete_ns: ops[o].complete,
                 },
+                culprit: None,
+                proven_ns: ops[o].end(),
             })
             .collect(),
         acknowledged_writes: acked,
@@ -592,13 +612,12 @@ pub fn check_model<M: Model>(
                         |e: &Entry<M::Input, M::Output>| model.describe(&e.input, &e.output);
                     (
                         Verdict::Violation,
-                        Some(Witness {
-                            explanation: "no order of these operations is legal (only reads were \
-                                          removed while shrinking)"
-                                .into(),
-                            ops: generic_witness_ops(&ops, &w, describe),
+                        Some(Witness::new(
+                            "no order of these operations is legal (only reads were removed \
+                             while shrinking)",
+                            generic_witness_ops(&ops, &w, describe),
                             minimal,
-                        }),
+                        )),
                         None,
                     )
                 }

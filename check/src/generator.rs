@@ -304,6 +304,7 @@ pub fn generate(o: &GenOptions) -> Generated {
             invoke_ns: p.invoke,
             complete_ns: (!p.unknown).then_some(p.complete),
             error: p.unknown.then(|| "timed out".to_owned()),
+            detail: None,
         });
     }
     let mut records: Vec<Record> = records

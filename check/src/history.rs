@@ -5,15 +5,22 @@
 //! ```
 //!
 //! - `op`: `set | get | delete | list | clear`.
-//! - `outcome`: `ok | not_found | fail | unknown`.
+//! - `outcome`: `ok | not_found | fail | unknown | damaged`.
 //!   - `get`/`ok` carries the `value` read; `get`/`not_found`: the key was absent.
 //!   - `list`/`ok` carries `"keys":[...]`.
 //!   - `delete`/`not_found`: the key was absent (nothing deleted).
 //!   - `fail`: the store reported a definite failure — the operation did not happen.
 //!   - `unknown`: it may or may not have happened (timeout, crash); `complete_ns` is
 //!     `null`.
+//!   - `damaged` (`get` and `list` only): the read completed but its answer was
+//!     damaged — torn, undecryptable, garbage. It carries no `value`/`keys`; an
+//!     optional `"detail"` says what was wrong. A correct store never shows a
+//!     reader a damaged state, so `clobber check` reports every damaged read as a
+//!     violation ("torn/damaged read"). A damaged read is not a `fail`: `fail`
+//!     means the store definitely did nothing, which is harmless for a read.
 //! - `invoke_ns`, `complete_ns`: the system-wide monotonic clock, in nanoseconds.
 //! - Optional `error`: the store's message for `fail`/`unknown` outcomes.
+//! - Optional `detail`: what was wrong with a `damaged` read (only there).
 //!
 //! Values written by the harness are unique (writer + sequence), so every read names
 //! the one write it came from.
@@ -77,6 +84,9 @@ pub enum Outcome {
     Fail,
     /// It may or may not have happened.
     Unknown,
+    /// A read (`get`, `list`) whose answer was damaged: torn, undecryptable or
+    /// garbage. Always a violation.
+    Damaged,
 }
 
 impl Outcome {
@@ -88,6 +98,7 @@ impl Outcome {
             Outcome::NotFound => "not_found",
             Outcome::Fail => "fail",
             Outcome::Unknown => "unknown",
+            Outcome::Damaged => "damaged",
         }
     }
 }
@@ -124,6 +135,9 @@ pub struct Record {
     /// The store's message, for `fail` and `unknown`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What was wrong with a `damaged` read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A malformed history line.
@@ -150,6 +164,7 @@ impl Record {
             has_keys: self.keys.is_some(),
             invoke_ns: self.invoke_ns,
             complete_ns: self.complete_ns,
+            has_detail: self.detail.is_some(),
         })
     }
 }
@@ -164,6 +179,7 @@ pub(crate) struct Fields {
     pub has_keys: bool,
     pub invoke_ns: u64,
     pub complete_ns: Option<u64>,
+    pub has_detail: bool,
 }
 
 /// Check a record's fields agree with its op and outcome.
@@ -183,6 +199,22 @@ pub(crate) fn validate_fields(f: &Fields) -> Result<(), String> {
     }
     if f.op == Op::List && f.outcome == Outcome::Ok && !f.has_keys {
         return Err("list with outcome ok needs \"keys\"".into());
+    }
+    if f.outcome == Outcome::Damaged {
+        if !matches!(f.op, Op::Get | Op::List) {
+            return Err(format!(
+                "{} cannot end damaged (only reads, get and list, can)",
+                f.op
+            ));
+        }
+        if f.has_value || f.has_keys {
+            return Err("a damaged read carries no \"value\" or \"keys\" (say what was wrong in \"detail\")".into());
+        }
+    } else if f.has_detail {
+        return Err(format!(
+            "\"detail\" belongs to outcome damaged, not {}",
+            f.outcome
+        ));
     }
     if f.outcome == Outcome::NotFound && !matches!(f.op, Op::Get | Op::Delete) {
         return Err(format!("{} cannot end not_found", f.op));

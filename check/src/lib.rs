@@ -12,7 +12,7 @@
 //!
 //! let op = |process, op, value: Option<&str>, outcome, invoke_ns, complete_ns| Record {
 //!     process, op, key: Some("k".into()), value: value.map(Into::into), keys: None,
-//!     outcome, invoke_ns, complete_ns: Some(complete_ns), error: None,
+//!     outcome, invoke_ns, complete_ns: Some(complete_ns), error: None, detail: None,
 //! };
 //! // A writes k=a1 and is acknowledged; B then reads k and finds nothing.
 //! let history = [

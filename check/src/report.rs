@@ -54,6 +54,11 @@ pub enum Method {
     FastPath,
     /// The backtracking search (Wing & Gong / Lowe).
     Search,
+    /// The history records the violation itself (a damaged read).
+    Recorded,
+    /// The bounded search over the joint state of the keys a `list`/`clear` spans
+    /// ([`crate::joint`]).
+    Joint,
 }
 
 /// One operation of a witness.
@@ -81,6 +86,23 @@ pub struct Witness {
     /// True when no single operation can be removed without losing the violation
     /// (false when shrinking ran out of budget).
     pub minimal: bool,
+    /// When the violation was proven: the latest completion among the witness's
+    /// operations that completed (ns; `None` if none did).
+    pub proven_ns: Option<u64>,
+}
+
+impl Witness {
+    /// A witness over `ops`, sorted by invocation, with its `proven_ns`.
+    #[must_use]
+    pub fn new(explanation: impl Into<String>, mut ops: Vec<WitnessOp>, minimal: bool) -> Self {
+        ops.sort_by_key(|o| (o.invoke_ns, o.record));
+        Witness {
+            explanation: explanation.into(),
+            proven_ns: ops.iter().filter_map(|o| o.complete_ns).max(),
+            ops,
+            minimal,
+        }
+    }
 }
 
 /// The result for one partition (one key, for the key-value model).
@@ -124,6 +146,11 @@ pub struct LostWrite {
     pub complete_ns: u64,
     /// The first observation that missed it.
     pub observed_by: Observation,
+    /// The likely culprit ([`crate::lost::Role::LikelyCulprit`]), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub culprit: Option<WitnessOp>,
+    /// When the loss was proven: the observation's completion (ns).
+    pub proven_ns: u64,
 }
 
 /// Everything a check found.
@@ -204,6 +231,8 @@ impl CheckReport {
                 match p.method {
                     Method::FastPath => "fast path",
                     Method::Search => "search",
+                    Method::Recorded => "recorded",
+                    Method::Joint => "joint search",
                 }
             );
             if let Some(reason) = &p.reason {

@@ -56,9 +56,11 @@ fn every_testdata_history_gets_the_verdict_in_its_name() {
                             .as_ref()
                             .is_some_and(|w| !w.ops.is_empty() && w.ops.len() <= limit)
                 }
-                (e, Err(err)) if e.starts_with("error-line") => {
-                    let line = &e["error-".len()..];
-                    err.to_string().contains(&line.replace("line", "line "))
+                // The error must name exactly that line ("line 2" is not "line 20").
+                (e, Err(clobber_check::Error::Parse { source, .. }))
+                    if e.starts_with("error-line") =>
+                {
+                    e["error-line".len()..].parse::<usize>() == Ok(source.line)
                 }
                 _ => false,
             };

@@ -599,6 +599,7 @@ mod tests {
             invoke_ns: t.0,
             complete_ns: t.1,
             error: None,
+            detail: None,
         }
     }
     use Op::*;

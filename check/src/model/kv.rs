@@ -22,7 +22,9 @@
 //! `fail` operations are dropped (they did not happen); `unknown` mutations may take
 //! effect at any time after their invocation, or never; `unknown` reads are dropped
 //! (they constrain nothing). An `unknown` `delete` becomes an unconditional removal
-//! (if it happened, the key was absent afterwards either way).
+//! (if it happened, the key was absent afterwards either way). `damaged` reads are
+//! kept aside in [`KvHistory::damaged`]: each is a violation on its own, and their
+//! answers say nothing about any key.
 
 use std::borrow::Cow;
 use std::io::BufRead;
@@ -72,6 +74,8 @@ pub struct KvHistory {
     pub ops: Vec<KvOp>,
     /// The key sets seen by `list` operations.
     pub lists: Vec<Vec<u32>>,
+    /// The damaged reads (outcome `damaged`): record index and the `detail` given.
+    pub damaged: Vec<(usize, Option<String>)>,
 }
 
 impl Default for KvHistory {
@@ -81,6 +85,7 @@ impl Default for KvHistory {
             values: Interner::new("<absent>"),
             ops: Vec::new(),
             lists: Vec::new(),
+            damaged: Vec::new(),
         }
     }
 }
@@ -102,6 +107,8 @@ struct RecordRef<'a> {
     #[serde(default, borrow)]
     #[allow(dead_code)]
     error: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    detail: Option<Cow<'a, str>>,
 }
 
 /// Bytes per parallel batch.
@@ -147,6 +154,7 @@ struct Parsed {
     outcome: Outcome,
     invoke_ns: u64,
     complete_ns: Option<u64>,
+    detail: Option<String>,
 }
 
 /// Parse every line of a chunk in parallel (one result per line).
@@ -181,6 +189,7 @@ fn parse_chunk(chunk: &[u8], line_base: usize) -> Vec<Result<Option<Parsed>, Par
                     outcome: r.outcome,
                     invoke_ns: r.invoke_ns,
                     complete_ns: r.complete_ns,
+                    detail: r.detail.map(Cow::into_owned),
                 })
             })
         })
@@ -267,6 +276,7 @@ fn fast_record(line: &[u8]) -> Option<RecordRef<'_>> {
         "not_found" => Outcome::NotFound,
         "fail" => Outcome::Fail,
         "unknown" => Outcome::Unknown,
+        "damaged" => Outcome::Damaged,
         _ => return None,
     };
     c.lit(b",\"invoke_ns\":")?;
@@ -278,6 +288,11 @@ fn fast_record(line: &[u8]) -> Option<RecordRef<'_>> {
         Some(c.number()?)
     };
     let error = if c.lit(b",\"error\":").is_some() {
+        Some(Cow::Borrowed(c.string()?))
+    } else {
+        None
+    };
+    let detail = if c.lit(b",\"detail\":").is_some() {
         Some(Cow::Borrowed(c.string()?))
     } else {
         None
@@ -296,6 +311,7 @@ fn fast_record(line: &[u8]) -> Option<RecordRef<'_>> {
         invoke_ns,
         complete_ns,
         error,
+        detail,
     })
 }
 
@@ -319,6 +335,7 @@ fn parse_line(line: &[u8], line_no: usize) -> Result<Option<RecordRef<'_>>, Pars
         has_keys: r.keys.is_some(),
         invoke_ns: r.invoke_ns,
         complete_ns: r.complete_ns,
+        has_detail: r.detail.is_some(),
     })
     .map_err(|message| ParseError {
         line: line_no,
@@ -345,6 +362,9 @@ impl KvHistory {
                 r.invoke_ns,
                 r.complete_ns,
             );
+            if r.outcome == Outcome::Damaged {
+                h.damaged.push((h.ops.len() - 1, r.detail.clone()));
+            }
         }
         h
     }
@@ -393,6 +413,9 @@ impl KvHistory {
                 r.invoke_ns,
                 r.complete_ns,
             );
+            if r.outcome == Outcome::Damaged {
+                self.damaged.push((self.ops.len() - 1, r.detail));
+            }
         }
         Ok(())
     }
@@ -478,7 +501,9 @@ impl KvHistory {
                 continue;
             }
             let (action, reply) = match (op.op, op.outcome) {
-                (_, Outcome::Fail) => continue,
+                // A failed operation did not happen; a damaged read is judged on its
+                // own (see `check`), its answer says nothing about the key.
+                (_, Outcome::Fail | Outcome::Damaged) => continue,
                 (Op::Set, _) => (Action::Write(op.value), Reply::Ok),
                 (Op::Get, Outcome::Ok) => (Action::Read, Reply::Value(op.value)),
                 (Op::Get, Outcome::NotFound) => (Action::Read, Reply::Value(ABSENT)),
@@ -561,6 +586,7 @@ mod tests {
                     x.invoke_ns,
                     x.complete_ns,
                     x.error.as_deref().map(str::to_owned),
+                    x.detail.as_deref().map(str::to_owned),
                 )
             };
             assert_eq!(view(&fast), view(&slow));
