@@ -35,8 +35,71 @@ pub enum FormatArg {
     Edn,
 }
 
+/// Exit codes of `clobber check`, shown by `clobber check --help`.
+pub const CHECK_EXIT_CODES: &str = "\
+Exit codes:
+  0  ok: linearizable, no write lost
+  1  violation: a lost write, stale read, torn/damaged read, ... (with a witness)
+  2  inconclusive: a budget ran out before a verdict (never a pass)
+  3  usage error (bad flag or value)
+  4  malformed input: a bad line, an empty history, a file the --format could not
+     read, or a history with no operation to check (the error names file and line)
+  6  I/O error (missing or unreadable file)
+  130 interrupted";
+
+/// Exit codes of `clobber gen`, shown by `clobber gen --help`.
+pub const GEN_EXIT_CODES: &str = "\
+Exit codes:
+  0  history written
+  3  usage error (bad flag or value)
+  5  setup: the generated history has no place to plant the violation asked for
+     (try another --seed)
+  6  I/O error writing the output
+  130 interrupted";
+
+/// Exit codes of `clobber bench`, shown by `clobber bench --help`.
+pub const BENCH_EXIT_CODES: &str = "\
+Exit codes:
+  0  every history measured, every verdict as expected
+  1  some verdict differs from the expected one (the row says WRONG)
+  3  usage error (bad flag or value)
+  5  setup: cannot run myself, or a history cannot be generated or imported
+  6  I/O error (the --dir cannot be created)
+  130 interrupted";
+
+/// Exit code: usage error.
+pub const EXIT_USAGE: u8 = 3;
+/// Exit code: malformed input (bad line, empty history, nothing to check).
+pub const EXIT_MALFORMED: u8 = 4;
+/// Exit code: setup error.
+pub const EXIT_SETUP: u8 = 5;
+/// Exit code: I/O error.
+pub const EXIT_IO: u8 = 6;
+
+/// The largest budget in seconds (about 31 years): past it a budget means nothing.
+const MAX_SECONDS: f64 = 1e9;
+
+/// Parse a time budget in seconds: a finite number, 0 or more, at most 1e9.
+///
+/// # Errors
+/// [`crate::Error::Usage`] saying what is wrong with it.
+pub fn parse_seconds(s: &str) -> Result<f64, crate::Error> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| crate::Error::usage(format!("{s:?} is not a number of seconds")))?;
+    if !v.is_finite() || !(0.0..=MAX_SECONDS).contains(&v) {
+        return Err(crate::Error::usage(format!(
+            "{s:?}: a time budget is a number of seconds from 0 to {MAX_SECONDS:e} \
+             (use a large finite value for \"no limit\")"
+        )));
+    }
+    Ok(v)
+}
+
 /// `clobber check`: check a recorded history.
 #[derive(Args, Debug)]
+#[command(after_help = CHECK_EXIT_CODES)]
 pub struct CheckArgs {
     /// The history file.
     pub file: PathBuf,
@@ -49,12 +112,14 @@ pub struct CheckArgs {
     /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Time budget in seconds; past it, undecided keys are reported unknown.
-    #[arg(long, default_value_t = 60.0)]
+    /// Time budget in seconds (finite, 0 to 1e9); past it, undecided keys are
+    /// reported unknown.
+    #[arg(long, default_value_t = 60.0, value_parser = parse_seconds)]
     pub time_budget: f64,
-    /// Memory budget for the search caches, in MiB.
-    #[arg(long, default_value_t = 1024)]
-    pub memory_budget: usize,
+    /// Memory budget for the search, in MiB (1 to 1048576); past it, undecided keys
+    /// are reported unknown.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub memory_budget: u64,
     /// Do not shrink witnesses.
     #[arg(long)]
     pub no_shrink: bool,
@@ -71,19 +136,26 @@ impl CheckArgs {
     #[must_use]
     pub fn options(&self) -> CheckOptions {
         CheckOptions {
-            time_budget: Duration::from_secs_f64(self.time_budget.max(0.0)),
-            memory_budget: self.memory_budget << 20,
+            time_budget: Duration::from_secs_f64(self.time_budget.clamp(0.0, MAX_SECONDS)),
+            memory_budget: usize::try_from(self.memory_budget.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
             shrink: !self.no_shrink,
             fast_path: !self.no_fast_path,
         }
     }
 }
 
-/// Exit code for bad input or usage.
-pub const EXIT_BAD_INPUT: u8 = 3;
+/// The exit code for an error of this crate: 6 I/O, 4 malformed input, 3 usage.
+#[must_use]
+pub fn exit_code(e: &crate::Error) -> u8 {
+    match e {
+        crate::Error::Io { .. } => EXIT_IO,
+        crate::Error::Parse { .. } => EXIT_MALFORMED,
+        crate::Error::Usage(_) => EXIT_USAGE,
+    }
+}
 
-/// Run `clobber check`; returns the process exit code (0 ok, 1 violation, 2
-/// unknown, 3 bad input).
+/// Run `clobber check`; returns the process exit code ([`CHECK_EXIT_CODES`]).
 #[must_use]
 pub fn check_main(args: &CheckArgs) -> u8 {
     match run_check(args) {
@@ -98,13 +170,13 @@ pub fn check_main(args: &CheckArgs) -> u8 {
             };
             if let Err(e) = printed {
                 eprintln!("clobber check: writing the report: {e}");
-                return EXIT_BAD_INPUT;
+                return EXIT_IO;
             }
             report.verdict().exit_code()
         }
         Err(e) => {
             eprintln!("clobber check: {e}");
-            EXIT_BAD_INPUT
+            exit_code(&e)
         }
     }
 }
@@ -157,8 +229,10 @@ fn load_and_check(args: &CheckArgs) -> Result<CheckReport, crate::Error> {
 /// default model when `None`).
 ///
 /// # Errors
-/// The file cannot be read, a line is malformed, or the model does not fit the
-/// format.
+/// The file cannot be read ([`crate::Error::Io`]); a line is malformed, or the file
+/// holds no operation the checker can use (empty, another format, or only failed
+/// operations and reads of unknown outcome) ([`crate::Error::Parse`]); or the model
+/// does not fit the format ([`crate::Error::Usage`]).
 pub fn check_file(
     path: &std::path::Path,
     format: FormatArg,
@@ -173,15 +247,19 @@ pub fn check_file(
     match (format, model) {
         (FormatArg::Jsonl, None | Some(ModelArg::Kv)) => {
             let h = KvHistory::read_jsonl(open()?).map_err(|e| crate::Error::parse(path, e))?;
+            let checked = h.ops.iter().filter(|o| kv_checked(o.op, o.outcome)).count();
+            nothing_to_check(path, format, h.ops.len(), checked)?;
             Ok(check_kv_history(&h, options))
         }
         (FormatArg::Jepsen, None | Some(ModelArg::Register)) => {
             let h = crate::import::jepsen_register(open()?)
                 .map_err(|e| crate::Error::parse(path, e))?;
+            nothing_to_check(path, format, h.entries.len(), h.entries.len())?;
             Ok(crate::check_register(&h, options))
         }
         (FormatArg::Edn, None | Some(ModelArg::Kv)) => {
             let h = crate::import::edn_kv(open()?).map_err(|e| crate::Error::parse(path, e))?;
+            nothing_to_check(path, format, h.len(), h.len())?;
             let mut report = crate::check_model(
                 &crate::model::strkv::StrKv,
                 "kv (get/put/append)",
@@ -199,9 +277,68 @@ pub fn check_file(
     }
 }
 
+/// Does a record with this op and outcome constrain the check? Failed operations did
+/// not happen and reads of unknown outcome saw nothing; everything else counts
+/// (damaged reads too: each is a violation).
+fn kv_checked(op: crate::history::Op, outcome: crate::history::Outcome) -> bool {
+    use crate::history::{Op, Outcome};
+    !matches!(
+        (op, outcome),
+        (_, Outcome::Fail) | (Op::Get | Op::List, Outcome::Unknown)
+    )
+}
+
+/// Never a pass without evidence: a history with no operation to check is an
+/// input error naming the file and a line (the first non-blank one, or line 1).
+fn nothing_to_check(
+    path: &std::path::Path,
+    format: FormatArg,
+    read: usize,
+    checked: usize,
+) -> Result<(), crate::Error> {
+    if checked > 0 {
+        return Ok(());
+    }
+    let text = std::fs::read(path).map_err(|e| crate::Error::io(path, e))?;
+    let text = String::from_utf8_lossy(&text);
+    let first = text.lines().enumerate().find(|(_, l)| !l.trim().is_empty());
+    let format_name = format!("{format:?}").to_lowercase();
+    let (line, message) = match first {
+        None => (
+            1,
+            "the history is empty: nothing to check, so no verdict".to_owned(),
+        ),
+        Some((i, l)) if read == 0 => {
+            let mut shown: String = l.trim().chars().take(60).collect();
+            if l.trim().chars().count() > 60 {
+                shown.push_str("...");
+            }
+            (
+                i + 1,
+                format!(
+                    "no {format_name} operation in the file (this line reads {shown:?}); \
+                     is --format right? (jsonl, jepsen, edn)"
+                ),
+            )
+        }
+        Some((i, _)) => (
+            i + 1,
+            format!(
+                "none of the {read} operations can be checked (every one failed, or is a read \
+                 of unknown outcome): no verdict"
+            ),
+        ),
+    };
+    Err(crate::Error::parse(
+        path,
+        crate::history::ParseError { line, message },
+    ))
+}
+
 /// `clobber gen`: write a synthetic history that is linearizable by construction
 /// (optionally with one planted violation) as JSON lines.
 #[derive(Args, Debug, Clone)]
+#[command(after_help = GEN_EXIT_CODES)]
 pub struct GenArgs {
     /// Number of operations.
     #[arg(long, default_value_t = 1000)]
@@ -319,7 +456,7 @@ pub fn gen_main(args: &GenArgs) -> u8 {
             Some(i) => eprintln!("clobber gen: planted violation at record #{i}"),
             None => {
                 eprintln!("clobber gen: found no place to plant the violation; try another seed");
-                return EXIT_BAD_INPUT;
+                return EXIT_SETUP;
             }
         }
     }
@@ -329,7 +466,7 @@ pub fn gen_main(args: &GenArgs) -> u8 {
     };
     if let Err(e) = result {
         eprintln!("clobber gen: {e}");
-        return EXIT_BAD_INPUT;
+        return EXIT_IO;
     }
     0
 }
@@ -344,6 +481,7 @@ fn write_all(mut out: impl Write, records: &[crate::history::Record]) -> std::io
 /// `clobber bench`: generate the reference histories (cached in `--dir`) and time
 /// `clobber check` on each in a fresh process, parse included, with its peak memory.
 #[derive(Args, Debug, Clone)]
+#[command(after_help = BENCH_EXIT_CODES)]
 pub struct BenchArgs {
     /// Where to keep the generated histories.
     #[arg(long, default_value = "target/clobber-bench")]
@@ -441,12 +579,12 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
         Ok(e) => e,
         Err(e) => {
             eprintln!("clobber bench: cannot find my own executable: {e}");
-            return EXIT_BAD_INPUT;
+            return EXIT_SETUP;
         }
     };
     if let Err(e) = std::fs::create_dir_all(&args.dir) {
         eprintln!("clobber bench: {}: {e}", args.dir.display());
-        return EXIT_BAD_INPUT;
+        return EXIT_IO;
     }
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         let load: Vec<&str> = load.split_whitespace().take(3).collect();
@@ -480,7 +618,7 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             g.output = Some(file.clone());
             eprintln!("generating {}", file.display());
             if gen_main(&g) != 0 {
-                return EXIT_BAD_INPUT;
+                return EXIT_SETUP;
             }
         }
         commands.push(format!(
@@ -502,7 +640,7 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
                 Ok(o) => o,
                 Err(e) => {
                     eprintln!("clobber bench: running {}: {e}", exe.display());
-                    return EXIT_BAD_INPUT;
+                    return EXIT_SETUP;
                 }
             };
             let stderr = String::from_utf8_lossy(&out.stderr);
