@@ -71,7 +71,21 @@ pub struct Adapter {
     /// For the built-in reference store: the protocol it runs.
     #[serde(skip)]
     pub reference: Option<Protocol>,
+    /// The variable that overrides where the program is found (`program_env`).
+    #[serde(default)]
+    pub program_env: Option<String>,
+    /// Variables removed from the store's environment: inherited values that would
+    /// change what the store does (the built-in reference store removes every
+    /// `CLOBBER_STORE_*` it does not set itself).
+    #[serde(default)]
+    pub env_remove: Vec<String>,
 }
+
+/// The reference store's variables that a run must never inherit: a key file
+/// would replace the scratch passphrase, a test barrier would make the store pause
+/// and write outside the run's directory.
+const REFERENCE_NEVER_INHERITED: [&str; 2] =
+    ["CLOBBER_STORE_KEY_FILE", "CLOBBER_STORE_TEST_BARRIER"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,6 +157,20 @@ impl Adapter {
             a.env
                 .insert("CLOBBER_STORE_UNSAFE_PROTOCOL".into(), name.into());
             a.reference = Some(protocol);
+            let program_env = a.program_env.clone().unwrap_or_default();
+            let mut remove: std::collections::BTreeSet<String> = REFERENCE_NEVER_INHERITED
+                .iter()
+                .map(|v| (*v).to_owned())
+                .collect();
+            remove.extend(
+                std::env::vars_os()
+                    .filter_map(|(k, _)| k.into_string().ok())
+                    .filter(|k| k.starts_with("CLOBBER_STORE_") && *k != program_env),
+            );
+            a.env_remove = remove
+                .into_iter()
+                .filter(|k| !a.env.contains_key(k))
+                .collect();
             return Ok(a);
         }
         Self::from_file(Path::new(spec))
@@ -249,6 +277,8 @@ impl Adapter {
             fail_exit_codes: file.fail_exit_codes,
             damaged_exit_codes: file.damaged_exit_codes,
             reference: None,
+            program_env: file.program_env,
+            env_remove: Vec::new(),
         })
     }
 

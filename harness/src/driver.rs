@@ -74,7 +74,7 @@ pub enum DriverSpec {
     /// Spawn the store's CLI per operation.
     Cli {
         /// The adapter.
-        adapter: Adapter,
+        adapter: Box<Adapter>,
         /// The run's scratch directory.
         scratch: PathBuf,
         /// Kill the store process after this long; the outcome is `unknown`.
@@ -123,11 +123,25 @@ pub enum Driver {
 }
 
 impl Driver {
-    /// Build a driver from its spec.
+    /// Build a driver from its spec, for use in clobber itself: each store process
+    /// runs in its own registered process group (killed on Ctrl-C and SIGTERM).
     ///
     /// # Errors
     /// An unknown protocol name.
     pub fn new(spec: DriverSpec) -> crate::Result<Self> {
+        Self::with_grouping(spec, Grouping::Own)
+    }
+
+    /// Build a driver for a worker process: its store processes stay in the
+    /// worker's process group, so killing the worker's group kills them too.
+    ///
+    /// # Errors
+    /// An unknown protocol name.
+    pub fn in_worker(spec: DriverSpec) -> crate::Result<Self> {
+        Self::with_grouping(spec, Grouping::Inherit)
+    }
+
+    fn with_grouping(spec: DriverSpec, grouping: Grouping) -> crate::Result<Self> {
         Ok(match spec {
             DriverSpec::Cli {
                 adapter,
@@ -135,10 +149,10 @@ impl Driver {
                 op_timeout_ms,
             } => Driver::Cli {
                 env: adapter.env_for(&scratch),
-                adapter: Box::new(adapter),
+                adapter,
                 scratch,
                 timeout: Duration::from_millis(op_timeout_ms),
-                grouping: Grouping::Inherit,
+                grouping,
             },
             DriverSpec::Lib {
                 path,
@@ -262,7 +276,7 @@ fn exec_cli(
         );
     };
     let feeds_stdin = call.op == Op::Set && !by_arg;
-    let cmd = store_command(&argv, env, feeds_stdin);
+    let cmd = store_command(&argv, env, &adapter.env_remove, feeds_stdin);
     let line = feeds_stdin.then(|| {
         let mut line = call.value.clone().unwrap_or_default();
         line.push('\n');

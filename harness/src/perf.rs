@@ -119,7 +119,7 @@ fn measure(
         )));
     }
     let mut driver = Driver::new(DriverSpec::Cli {
-        adapter: adapter.clone(),
+        adapter: Box::new(adapter.clone()),
         scratch: scratch.to_path_buf(),
         op_timeout_ms: 10_000,
     })?;

@@ -84,6 +84,48 @@ impl Check {
     }
 }
 
+/// Unknown outcomes of one operation kind: each may or may not have happened, and
+/// an unknown write or delete can explain away a loss, so many of them weaken the
+/// checks.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnknownOutcomes {
+    /// The operation kind.
+    pub op: String,
+    /// Operations of that kind.
+    pub total: usize,
+    /// Of which unknown.
+    pub unknown: usize,
+    /// Above the warning share.
+    pub warn: bool,
+    /// Above the inconclusive share.
+    pub inconclusive: bool,
+    /// The most frequent first lines of the store's messages (with counts), when
+    /// above the warning share.
+    pub top_messages: Vec<(String, usize)>,
+}
+
+/// The violations with distinct witnesses (same kind, key and first write), in
+/// order.
+#[must_use]
+pub fn distinct(violations: &[Violation]) -> Vec<&Violation> {
+    let mut seen = std::collections::HashSet::new();
+    violations
+        .iter()
+        .filter(|v| {
+            let first = v
+                .witness
+                .iter()
+                .find(|r| r.op == Op::Set)
+                .or(v.witness.first());
+            seen.insert((
+                v.kind,
+                v.key.clone(),
+                first.map(|r| (r.process, r.invoke_ns)),
+            ))
+        })
+        .collect()
+}
+
 /// Everything a run found (serialised by `--json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
@@ -97,8 +139,11 @@ pub struct RunReport {
     pub mode: String,
     /// The seed.
     pub seed: u64,
-    /// The command that replays this run.
+    /// The command that replays this run (clobber's choices, not the OS's
+    /// interleaving), with the environment variables that shaped it.
     pub replay: String,
+    /// The exact command that re-checks the recorded history.
+    pub recheck: String,
     /// The scratch directory (removed after a passing run unless `--keep`).
     pub scratch: String,
     /// Worker processes.
@@ -111,8 +156,12 @@ pub struct RunReport {
     pub ops: usize,
     /// Workload operations per second.
     pub ops_per_s: f64,
-    /// Operations by `op/outcome`.
+    /// Workload operations by `op/outcome` (they add up to `ops`).
     pub ops_by: BTreeMap<String, usize>,
+    /// The final-state reads after the workload (not in `ops`).
+    pub final_reads: usize,
+    /// Unknown outcomes per operation kind (workload only).
+    pub unknowns: Vec<UnknownOutcomes>,
     /// Why the run stopped.
     pub stop: String,
     /// Seconds from the start to the observation that proved the first violation.
@@ -129,6 +178,9 @@ pub struct RunReport {
     pub violations: Vec<Violation>,
     /// How many violations in all.
     pub violation_count: usize,
+    /// How many of them have distinct witnesses (several observations often prove
+    /// the same loss).
+    pub distinct_violations: usize,
     /// The monotonic instant the run started (witness times are relative to it).
     pub epoch_ns: u64,
     /// The verdict.
@@ -151,8 +203,17 @@ impl RunReport {
         );
         let _ = writeln!(
             s,
-            "  {} worker processes, {:.2} s, {} operations ({:.0} ops/s), stopped: {}",
-            self.processes, self.duration_s, self.ops, self.ops_per_s, self.stop
+            "  {} worker processes, {:.2} s, {} operations ({:.0} ops/s), stopped: {}{}",
+            self.processes,
+            self.duration_s,
+            self.ops,
+            self.ops_per_s,
+            self.stop,
+            if self.final_reads > 0 {
+                format!("; then {} final-state reads", self.final_reads)
+            } else {
+                String::new()
+            }
         );
         let by: Vec<String> = self
             .ops_by
@@ -171,27 +232,34 @@ impl RunReport {
                 c.detail
             );
         }
-        // Several observations often prove the same loss: show distinct ones.
-        let mut seen = std::collections::HashSet::new();
-        let distinct = self.violations.iter().enumerate().filter(|(_, v)| {
-            let first = v
-                .witness
-                .iter()
-                .find(|r| r.op == Op::Set)
-                .or(v.witness.first());
-            seen.insert((
-                v.kind,
-                v.key.clone(),
-                first.map(|r| (r.process, r.invoke_ns)),
-            ))
-        });
-        for (n, v) in distinct.take(3) {
+        for u in self.unknowns.iter().filter(|u| u.warn) {
+            let _ = writeln!(
+                s,
+                "\nwarning: {} of {} `{}` operations have an unknown outcome{}; commonest \
+                 store messages:",
+                u.unknown,
+                u.total,
+                u.op,
+                if u.inconclusive {
+                    " (too many: the run cannot pass)"
+                } else {
+                    ""
+                }
+            );
+            for (line, n) in &u.top_messages {
+                let _ = writeln!(s, "  {n:>5} x  {line}");
+            }
+        }
+        // Several observations often prove the same loss: show distinct ones,
+        // numbered among the distinct ones.
+        let distinct = distinct(&self.violations);
+        for (n, v) in distinct.iter().take(3).enumerate() {
             let _ = writeln!(s);
             let _ = writeln!(
                 s,
                 "violation {} of {}: {}{}{}",
                 n + 1,
-                self.violation_count,
+                self.distinct_violations,
                 v.kind.name(),
                 v.key
                     .as_ref()
@@ -214,11 +282,13 @@ impl RunReport {
                 let _ = writeln!(s, "  {line}");
             }
         }
-        if self.violation_count > 3 {
+        let shown = distinct.len().min(3);
+        if self.violation_count > shown {
             let _ = writeln!(
                 s,
-                "\n  ... {} more violation(s) (see --json)",
-                self.violation_count - 3
+                "\n  ... {} violation(s) in all, {} with distinct witnesses, {shown} shown \
+                 (see --json)",
+                self.violation_count, self.distinct_violations
             );
         }
         let _ = writeln!(s);
@@ -240,6 +310,8 @@ impl RunReport {
                 .map_or(String::new(), |r| format!(": {r}"))
         );
         let _ = writeln!(s, "seed={}  replay: {}", self.seed, self.replay);
+        let _ = writeln!(s, "  ({})", crate::run::REPLAY_CAVEAT);
+        let _ = writeln!(s, "re-check: {}", self.recheck);
         if self.verdict != Verdict::Pass {
             let _ = writeln!(
                 s,

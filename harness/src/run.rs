@@ -89,6 +89,8 @@ pub(crate) struct Plan {
     max_duration_ms: u64,
     scratch: PathBuf,
     replay: String,
+    /// The exact command that re-checks the recorded history.
+    recheck: String,
     /// The reference store's file (`lib` mode and the integrity check).
     store_path: PathBuf,
     passphrase: String,
@@ -99,7 +101,7 @@ impl Plan {
     fn driver_spec(&self, handle: Handle) -> DriverSpec {
         match self.mode {
             Mode::Cli => DriverSpec::Cli {
-                adapter: self.adapter.clone(),
+                adapter: Box::new(self.adapter.clone()),
                 scratch: self.scratch.clone(),
                 op_timeout_ms: self.op_timeout_ms,
             },
@@ -124,6 +126,8 @@ struct Worker {
     finite: bool,
     start_ns: u64,
     stderr: PathBuf,
+    /// Killed by the run (it did not stop within the grace period).
+    killed: bool,
 }
 
 /// Run a scenario; returns the report (whose verdict gives the exit code).
@@ -188,12 +192,20 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
     };
     let history = merge(&workers, &finals);
 
+    // Operations that may have been cut short: every unknown outcome (timed out and
+    // killed, or crashed), and whatever a worker killed at the end was doing.
+    let interrupted = history
+        .iter()
+        .filter(|r| r.outcome == Outcome::Unknown)
+        .count()
+        + workers.iter().filter(|w| w.killed).count();
     let integrity = integrity::check_integrity(
         &plan.adapter,
         &plan.scratch,
         &plan.store_path,
         &plan.passphrase,
         plan.op_timeout_ms,
+        interrupted,
     );
 
     let sentinels: HashSet<String> = history
@@ -283,12 +295,16 @@ fn make_plan(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<P
     *scratch_made = Some(scratch.clone());
     supervise::set_scratch(&scratch);
     install_signal_handler();
-    let mut replay = format!(
+    let mut replay = String::new();
+    for (k, v) in shaping_env(&adapter) {
+        replay.push_str(&format!("{k}={} ", shell_quote(&v)));
+    }
+    replay.push_str(&format!(
         "clobber run {} --store {} --mode {} --seed {seed}",
-        config.scenario.display(),
-        config.store,
+        shell_quote(&config.scenario.display().to_string()),
+        shell_quote(&config.store),
         mode.name()
-    );
+    ));
     if config.full {
         replay.push_str(" --full");
     }
@@ -298,8 +314,17 @@ fn make_plan(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<P
     if let Some(ms) = config.max_duration_ms {
         replay.push_str(&format!(" --max-duration-ms {ms}"));
     }
+    let recheck_path = config
+        .history_out
+        .clone()
+        .unwrap_or_else(|| scratch.join("history.jsonl"));
+    let recheck = format!(
+        "clobber check {}",
+        shell_quote(&recheck_path.display().to_string())
+    );
     eprintln!("clobber: seed={seed}  scratch={}", scratch.display());
     eprintln!("clobber: replay: {replay}");
+    eprintln!("clobber: {REPLAY_CAVEAT}");
 
     let store_path = scratch.join("secrets");
     let passphrase = adapter
@@ -316,9 +341,45 @@ fn make_plan(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<P
         max_duration_ms,
         scratch,
         replay,
+        recheck,
         store_path,
         passphrase,
     })
+}
+
+/// What a replay line cannot promise.
+pub const REPLAY_CAVEAT: &str = "the seed fixes clobber's choices (keys, values, pauses), not \
+     the OS's interleaving of processes: a replay may not repeat a race; the recorded history \
+     does (re-check it with `clobber check`)";
+
+/// The environment variables that shaped the run beyond its command line: every
+/// inherited `CLOBBER_STORE_*` the store still sees, and the adapter's
+/// `program_env` (where the store program was found).
+fn shaping_env(adapter: &Adapter) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| {
+            (k.starts_with("CLOBBER_STORE_")
+                && !adapter.env_remove.contains(k)
+                && !adapter.env.contains_key(k))
+                || adapter.program_env.as_deref() == Some(k.as_str())
+        })
+        .collect();
+    vars.sort();
+    vars
+}
+
+/// `text` as one shell word.
+fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 /// Start every worker, each in its own process group, waiting for the start signal.
@@ -343,18 +404,22 @@ fn start_workers(plan: &Plan) -> Result<(Vec<Worker>, HashSet<u64>)> {
                 driver: plan.driver_spec(role.handle),
                 history: plan.scratch.join(format!("history-{process}.jsonl")),
                 max_consecutive_unknown: 3,
+                parent: std::process::id(),
             };
             let spec_path = plan.scratch.join(format!("worker-{process}.json"));
             let json = serde_json::to_vec_pretty(&spec).expect("a worker spec always serialises");
-            std::fs::write(&spec_path, json)
+            crate::worker::create_private(&spec_path)
+                .and_then(|mut f| f.write_all(&json))
                 .map_err(|e| Error::io("write worker spec", &spec_path, e))?;
             let stderr_path = plan.scratch.join(format!("worker-{process}.err"));
-            let stderr = std::fs::File::create(&stderr_path)
+            let stderr = crate::worker::create_private(&stderr_path)
                 .map_err(|e| Error::io("create worker log", &stderr_path, e))?;
-            let mut child = supervise::spawn_worker(&exe, &spec_path, stderr).map_err(|e| {
-                kill_all_groups();
-                Error::setup(format!("starting worker process {process}: {e}"))
-            })?;
+            let mut child =
+                supervise::spawn_worker(&exe, &spec_path, stderr, &plan.adapter.env_remove)
+                    .map_err(|e| {
+                        kill_all_groups();
+                        Error::setup(format!("starting worker process {process}: {e}"))
+                    })?;
             let stdin = child.stdin.take();
             workers.push(Worker {
                 tail: Tail::new(spec.history.clone()),
@@ -365,6 +430,7 @@ fn start_workers(plan: &Plan) -> Result<(Vec<Worker>, HashSet<u64>)> {
                 stdin,
                 exited: None,
                 stderr: stderr_path,
+                killed: false,
             });
         }
     }
@@ -499,6 +565,7 @@ fn watch(config: &RunConfig, plan: &Plan, workers: &mut [Worker], epoch: u64) ->
             for w in workers.iter_mut() {
                 if w.exited.is_none() {
                     w.exited = Some(137);
+                    w.killed = true;
                 }
             }
             break;
@@ -580,7 +647,7 @@ fn merge(workers: &[Worker], finals: &[Record]) -> Vec<Record> {
 /// I/O errors naming the file.
 pub fn write_history(path: &Path, history: &[Record]) -> Result<()> {
     let mut out = std::io::BufWriter::new(
-        std::fs::File::create(path).map_err(|e| Error::io("create history", path, e))?,
+        crate::worker::create_private(path).map_err(|e| Error::io("create history", path, e))?,
     );
     for r in history {
         clobber_check::history::write_record(&mut out, r)
@@ -611,10 +678,20 @@ fn make_scratch(config: &RunConfig, scenario: &Scenario, seed: u64) -> Result<Pa
             std::process::id()
         )),
     };
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create scratch directory", &dir, e))?;
+    // 0700: the scratch store, the worker specs (with the scratch passphrase) and the
+    // histories are the run's alone.
+    let private = |p: &Path| {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(p)
+            .and_then(|()| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)))
+            .map_err(|e| Error::io("create scratch directory", p, e))
+    };
+    private(&dir)?;
     for sub in ["home", "config", "data", "state", "cache"] {
-        let p = dir.join(sub);
-        std::fs::create_dir_all(&p).map_err(|e| Error::io("create scratch directory", &p, e))?;
+        private(&dir.join(sub))?;
     }
     Ok(dir)
 }

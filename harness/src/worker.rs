@@ -39,6 +39,9 @@ pub struct WorkerSpec {
     /// Give up after this many `unknown` outcomes in a row (the store hangs or
     /// crashes on every call).
     pub max_consecutive_unknown: u32,
+    /// The pid of the `clobber run` that started it: the worker dies with it.
+    #[serde(default)]
+    pub parent: u32,
 }
 
 /// Exit code of a worker whose store stopped answering.
@@ -55,7 +58,8 @@ pub fn worker_main(spec_path: &Path) -> Result<i32> {
         .map_err(|e| Error::io("read worker spec", spec_path, e))?;
     let spec: WorkerSpec = serde_json::from_str(&text)
         .map_err(|e| Error::config(spec_path, Some(e.line()), e.to_string()))?;
-    let mut driver = Driver::new(spec.driver.clone())?;
+    die_with_parent(spec.parent);
+    let mut driver = Driver::in_worker(spec.driver.clone())?;
 
     let mut stdin = std::io::stdin().lock();
     let mut go = String::new();
@@ -75,8 +79,8 @@ pub fn worker_main(spec_path: &Path) -> Result<i32> {
         let _ = stop_tx.send(());
     });
 
-    let file = std::fs::File::create(&spec.history)
-        .map_err(|e| Error::io("create history", &spec.history, e))?;
+    let file =
+        create_private(&spec.history).map_err(|e| Error::io("create history", &spec.history, e))?;
     let mut out = BufWriter::new(file);
     let mut rng = Rng::for_worker(spec.seed, spec.process);
     let role = &spec.role;
@@ -183,6 +187,49 @@ pub fn worker_main(spec_path: &Path) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Make sure nothing of this worker outlives `clobber run`, even a SIGKILLed one.
+///
+/// The kernel sends SIGTERM when the parent dies (`PR_SET_PDEATHSIG`, set here in
+/// the worker itself: the workspace has no `unsafe` for a `pre_exec` hook); the
+/// handler kills the worker's whole process group — the worker and every store
+/// process it started, which stay in its group. A parent that died before the
+/// request took effect is caught by comparing `getppid` with the expected parent.
+fn die_with_parent(parent: u32) {
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::{getpgrp, getppid};
+    let _ = ctrlc::set_handler(|| {
+        let _ = killpg(getpgrp(), Signal::SIGKILL);
+        std::process::exit(137);
+    });
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+    let ppid = u32::try_from(getppid().as_raw()).unwrap_or(0);
+    if parent != 0 && ppid != parent {
+        // The parent is already gone: nothing of the run may start.
+        std::process::exit(137);
+    }
+}
+
+/// Create (or truncate) `path` readable and writable by its owner only (0600): a
+/// history holds the values the store returned.
+///
+/// # Errors
+/// The OS error.
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An existing regular file keeps its mode through `open`: tighten it (never a
+    // device such as /dev/stdout).
+    if f.metadata()?.is_file() {
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(f)
 }
 
 /// Sleep until the monotonic instant `t_ns`; false if told to stop first.

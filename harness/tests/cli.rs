@@ -143,11 +143,14 @@ fn the_seed_scenario_catches_every_faulty_protocol_with_a_witness_and_a_replay_l
         assert!(t.contains("Lost: "), "{t}");
         assert!(t.contains("violation 1 of "), "{t}");
         assert!(
-            t.contains(&format!("replay: clobber run scenarios/oauth-churn.toml --store {store} --mode cli --seed 11")),
+            t.contains(&format!(
+                " clobber run scenarios/oauth-churn.toml --store {store} --mode cli --seed 11\n"
+            )),
             "{t}"
         );
         if fault == "in-place" {
-            assert!(t.contains("torn read") || t.contains("lost write"), "{t}");
+            // Writers hold the lock, so nothing is lost: readers see a half-written file.
+            assert!(t.contains("torn read (damaged store) on key"), "{t}");
         } else {
             assert!(
                 t.contains("lost write on key") || t.contains("stale read on key"),
@@ -490,6 +493,10 @@ fn sigterm_kills_every_worker_and_store_process() {
 }
 
 /// The shipped scenarios are data; these tests pin what each one claims to be.
+/// Trust: false alarms, silent passes, isolation, processes left behind.
+#[path = "cli/trust.rs"]
+mod trust;
+
 mod scenario_files {
     use std::path::Path;
 

@@ -3,6 +3,13 @@
 //!
 //! For the built-in reference store clobber opens the file itself; for another
 //! store it runs the adapter's `integrity` command, if there is one.
+//!
+//! Only what the store must answer for is a violation: a file that does not
+//! decrypt, an integrity command that exits non-zero. Temporary files are blamed on
+//! the store only when no operation of the run was killed or timed out (a killed
+//! writer leaves its temporary file behind through no fault of the store);
+//! otherwise they are a note. An integrity command that crashes, hangs or cannot
+//! start proves nothing about the store: the check is `unknown` (inconclusive).
 
 use std::path::Path;
 
@@ -22,13 +29,15 @@ pub struct Integrity {
 }
 
 /// Check the store file at `store_path` (reference store) or run the adapter's
-/// `integrity` command.
+/// `integrity` command. `interrupted` counts the run's operations that were killed
+/// or timed out (their outcome is unknown).
 pub(crate) fn check_integrity(
     adapter: &Adapter,
     scratch: &Path,
     store_path: &Path,
     passphrase: &str,
     timeout_ms: u64,
+    interrupted: usize,
 ) -> Integrity {
     if let Some(protocol) = adapter.reference {
         let opened = StoreOptions::new(store_path, KeySource::passphrase(passphrase.to_owned()))
@@ -45,9 +54,21 @@ pub(crate) fn check_integrity(
                 status: Status::Violation,
                 detail: format!("does not decrypt: {e}"),
             },
+            (Ok(map), false) if interrupted > 0 => Integrity {
+                status: Status::Ok,
+                detail: format!(
+                    "decrypts ({} secrets); note: temporary files left behind {leftovers:?}, \
+                     not blamed on the store: {interrupted} operation(s) of this run were \
+                     killed or timed out",
+                    map.len()
+                ),
+            },
             (Ok(_), false) => Integrity {
                 status: Status::Violation,
-                detail: format!("temporary files left behind: {leftovers:?}"),
+                detail: format!(
+                    "temporary files left behind although no operation was killed or timed \
+                     out: {leftovers:?}"
+                ),
             },
         };
     }
@@ -61,14 +82,112 @@ pub(crate) fn check_integrity(
                 status: Status::Ok,
                 detail: format!("`{}` passed", argv.join(" ")),
             },
+            Ok(out) if out.status.code().is_none() => Integrity {
+                status: Status::Unknown,
+                detail: format!(
+                    "the integrity command `{}` crashed, which proves nothing about the \
+                     store: {}",
+                    argv.join(" "),
+                    describe_exit(&out)
+                ),
+            },
             Ok(out) => Integrity {
                 status: Status::Violation,
                 detail: format!("`{}`: {}", argv.join(" "), describe_exit(&out)),
             },
             Err(e) => Integrity {
-                status: Status::Violation,
-                detail: e,
+                status: Status::Unknown,
+                detail: format!("the integrity command gave no answer: {e}"),
             },
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clobber_store::KdfParams;
+
+    use super::*;
+
+    /// A real reference store in `dir` with one secret and a leftover temp file.
+    fn store_with_leftover(dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("secrets");
+        let mut s = StoreOptions::new(&path, KeySource::passphrase("pw".to_owned()))
+            .new_store_params(KdfParams::CHEAP)
+            .open()
+            .unwrap();
+        s.init().unwrap();
+        s.set("k", "v").unwrap();
+        std::fs::write(dir.join(".secrets.tmp-killed"), b"half").unwrap();
+        assert_eq!(
+            clobber_store::fs::leftover_temp_files(&path).unwrap().len(),
+            1,
+            "the planted file is what the store calls a temporary file"
+        );
+        path
+    }
+
+    #[test]
+    fn temp_files_are_a_note_when_an_operation_was_killed_and_a_violation_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_with_leftover(dir.path());
+        let adapter = Adapter::resolve("reference").unwrap();
+        let killed = check_integrity(&adapter, dir.path(), &path, "pw", 1000, 3);
+        assert_eq!(killed.status, Status::Ok, "{}", killed.detail);
+        assert!(
+            killed.detail.contains("not blamed on the store") && killed.detail.contains('3'),
+            "{}",
+            killed.detail
+        );
+        let clean = check_integrity(&adapter, dir.path(), &path, "pw", 1000, 0);
+        assert_eq!(clean.status, Status::Violation, "{}", clean.detail);
+        assert!(clean.detail.contains("temporary files left behind"));
+    }
+
+    fn adapter_with_integrity(script: &str) -> Adapter {
+        let text = format!(
+            "name = \"x\"\nprogram = \"/bin/sh\"\nvalue = \"stdin\"\n[commands]\n\
+             set = [\"{{program}}\", \"{{key}}\"]\nget = [\"{{program}}\", \"{{key}}\"]\n\
+             delete = [\"{{program}}\", \"{{key}}\"]\n\
+             integrity = [\"{{program}}\", \"-c\", \"{script}\"]\n\
+             [not_found]\nexit_code = 1\n"
+        );
+        Adapter::parse(Path::new("x.toml"), &text, None).unwrap()
+    }
+
+    #[test]
+    fn a_crashing_or_hanging_integrity_command_is_unknown_and_a_failing_one_a_violation() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("none");
+        let crash = check_integrity(
+            &adapter_with_integrity("kill -SEGV $$"),
+            dir.path(),
+            &p,
+            "",
+            5000,
+            0,
+        );
+        assert_eq!(crash.status, Status::Unknown, "{}", crash.detail);
+        assert!(crash.detail.contains("crashed"), "{}", crash.detail);
+        let hang = check_integrity(
+            &adapter_with_integrity("exec sleep 30"),
+            dir.path(),
+            &p,
+            "",
+            300,
+            0,
+        );
+        assert_eq!(hang.status, Status::Unknown, "{}", hang.detail);
+        assert!(hang.detail.contains("gave no answer"), "{}", hang.detail);
+        let fail = check_integrity(
+            &adapter_with_integrity("echo torn >&2; exit 1"),
+            dir.path(),
+            &p,
+            "",
+            5000,
+            0,
+        );
+        assert_eq!(fail.status, Status::Violation, "{}", fail.detail);
+        assert!(fail.detail.contains("torn"), "{}", fail.detail);
     }
 }

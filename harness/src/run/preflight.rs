@@ -4,6 +4,12 @@
 //! Why: a store that cannot start, hangs, or does not say "not found" the way the
 //! adapter expects would turn every operation into an `unknown` and the run into
 //! noise; refusing up front (exit 5) names the command and what it did instead.
+//!
+//! Isolation is checked, not assumed: after `setup` the store must be empty (`list`,
+//! when the adapter has it, shows nothing) and the probe key absent. An adapter
+//! that does not point the store at the scratch directory would otherwise write
+//! into the user's real store and read real secrets into the history; the run is
+//! refused before any write.
 
 use std::path::Path;
 use std::time::Duration;
@@ -22,7 +28,7 @@ pub(crate) fn run_command(
     argv: &[String],
     timeout_ms: u64,
 ) -> std::result::Result<std::process::Output, String> {
-    let cmd = store_command(argv, &adapter.env_for(scratch), false);
+    let cmd = store_command(argv, &adapter.env_for(scratch), &adapter.env_remove, false);
     run_with_timeout(cmd, Grouping::Own, None, Duration::from_millis(timeout_ms)).map_err(|e| {
         match e {
             RunError::Start(e) => format!("cannot start `{}`: {e}", argv.join(" ")),
@@ -59,12 +65,49 @@ pub(crate) fn preflight(adapter: &Adapter, scratch: &Path, timeout_ms: u64) -> R
             )));
         }
     }
+    if let Some(argv) = adapter.argv("list", None, None, scratch) {
+        let out = run_command(adapter, scratch, &argv, timeout_ms).map_err(Error::setup)?;
+        let done = crate::driver::classify(adapter, Op::List, &out);
+        if done.outcome != Outcome::Ok {
+            return Err(Error::setup(format!(
+                "store `list` on the empty scratch store failed: `{}`: {}",
+                argv.join(" "),
+                describe_exit(&out)
+            )));
+        }
+        let keys = done.keys.unwrap_or_default();
+        if !keys.is_empty() {
+            let shown: Vec<&str> = keys.iter().take(5).map(String::as_str).collect();
+            return Err(Error::setup(format!(
+                "the store is not isolated in the scratch directory: right after setup, `{}` \
+                 lists {} key(s) ({}{}). Refusing to run: nothing was written. Point the \
+                 store at {{scratch}} in the adapter's [env] (or its commands).",
+                argv.join(" "),
+                keys.len(),
+                shown.join(", "),
+                if keys.len() > shown.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
+            )));
+        }
+    }
     let key = "__clobber_probe__";
     let argv = adapter
         .argv("get", Some(key), None, scratch)
         .ok_or_else(|| Error::setup("adapter has no `get` command"))?;
     let out = run_command(adapter, scratch, &argv, timeout_ms).map_err(Error::setup)?;
     let done = crate::driver::classify(adapter, Op::Get, &out);
+    if done.outcome == Outcome::Ok {
+        return Err(Error::setup(format!(
+            "the store is not isolated in the scratch directory: right after setup, `{}` \
+             finds the probe key {key} (a store that is not empty). Refusing to run: nothing \
+             was written. Point the store at {{scratch}} in the adapter's [env] (or its \
+             commands).",
+            argv.join(" ")
+        )));
+    }
     if done.outcome != Outcome::NotFound {
         return Err(Error::setup(format!(
             "store probe `{}` on an empty scratch store should report \"not found\" (exit {}{}), got {}",

@@ -110,8 +110,13 @@ pub(crate) fn spawn_worker(
     exe: &std::path::Path,
     spec: &std::path::Path,
     stderr: std::fs::File,
+    env_remove: &[String],
 ) -> std::io::Result<Child> {
-    let child = Command::new(exe)
+    let mut cmd = Command::new(exe);
+    for k in env_remove {
+        cmd.env_remove(k);
+    }
+    let child = cmd
         .arg("__worker")
         .arg(spec)
         .process_group(0)
@@ -123,14 +128,23 @@ pub(crate) fn spawn_worker(
     Ok(child)
 }
 
-/// The `Command` for one store operation: `argv` with the adapter's environment,
-/// output captured, standard input piped only when the operation feeds it.
+/// The `Command` for one store operation: `argv` with the adapter's environment
+/// (`env` set, `env_remove` removed), output captured, standard input piped only
+/// when the operation feeds it.
 ///
 /// This is the one place a store process is described; wrap it to run store
 /// processes under another program.
 #[must_use]
-pub fn store_command(argv: &[String], env: &[(String, String)], feeds_stdin: bool) -> Command {
+pub fn store_command(
+    argv: &[String],
+    env: &[(String, String)],
+    env_remove: &[String],
+    feeds_stdin: bool,
+) -> Command {
     let mut cmd = Command::new(&argv[0]);
+    for k in env_remove {
+        cmd.env_remove(k);
+    }
     cmd.args(&argv[1..])
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(if feeds_stdin {

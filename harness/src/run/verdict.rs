@@ -13,7 +13,50 @@ use clobber_check::history::Record;
 use super::integrity::Integrity;
 use super::{Plan, RunConfig, Stop};
 use crate::audit;
-use crate::report::{Check, RunReport, Status, Verdict};
+use crate::report::{Check, RunReport, Status, UnknownOutcomes, Verdict};
+
+/// Above this share of unknown outcomes in an operation kind the report warns and
+/// shows the commonest store messages behind them.
+pub const UNKNOWN_WARN_PERCENT: usize = 5;
+/// Above this share of unknown outcomes in an operation kind the run is
+/// inconclusive (exit 2), never a pass.
+pub const UNKNOWN_INCONCLUSIVE_PERCENT: usize = 10;
+
+/// Unknown outcomes per operation kind, with the three most frequent first lines of
+/// the store's messages for a kind above [`UNKNOWN_WARN_PERCENT`].
+fn unknown_outcomes(workload: &[&Record]) -> Vec<UnknownOutcomes> {
+    let mut by: BTreeMap<String, (usize, usize, BTreeMap<String, usize>)> = BTreeMap::new();
+    for r in workload {
+        let e = by.entry(r.op.name().to_owned()).or_default();
+        e.0 += 1;
+        if r.outcome == clobber_check::history::Outcome::Unknown {
+            e.1 += 1;
+            let line = r
+                .error
+                .as_deref()
+                .and_then(|e| e.lines().next())
+                .unwrap_or("(no message)")
+                .to_owned();
+            *e.2.entry(line).or_default() += 1;
+        }
+    }
+    by.into_iter()
+        .map(|(op, (total, unknown, messages))| {
+            let warn = unknown * 100 > total * UNKNOWN_WARN_PERCENT;
+            let mut top: Vec<(String, usize)> = messages.into_iter().collect();
+            top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            top.truncate(3);
+            UnknownOutcomes {
+                op,
+                total,
+                unknown,
+                warn,
+                inconclusive: unknown * 100 > total * UNKNOWN_INCONCLUSIVE_PERCENT,
+                top_messages: if warn { top } else { Vec::new() },
+            }
+        })
+        .collect()
+}
 
 /// Everything the verdict is decided from.
 pub(crate) struct Facts<'a> {
@@ -69,18 +112,24 @@ pub(crate) fn build_report(facts: Facts<'_>) -> RunReport {
         mode,
         seed,
         replay,
+        recheck,
         scratch,
         ..
     } = plan;
     let (mode, seed, replay) = (*mode, *seed, replay.clone());
+    // The header's count and the breakdown cover the same operations: the
+    // workload's. The final-state reads are counted apart.
+    let workload: Vec<&Record> = history.iter().filter(|r| r.invoke_ns < run_end).collect();
     let mut ops_by = BTreeMap::new();
-    for r in history {
+    for r in &workload {
         *ops_by
             .entry(format!("{}/{}", r.op, r.outcome))
             .or_insert(0usize) += 1;
     }
     let run_s = run_end.saturating_sub(epoch) as f64 / 1e9;
-    let workload_ops = history.iter().filter(|r| r.invoke_ns < run_end).count();
+    let workload_ops = workload.len();
+    let final_reads = history.len() - workload_ops;
+    let unknowns = unknown_outcomes(&workload);
     let vs = &audit.violations;
     let status_of = |pred: &dyn Fn(&audit::Violation) -> bool| {
         let n = vs.iter().filter(|v| pred(v)).count();
@@ -91,7 +140,13 @@ pub(crate) fn build_report(facts: Facts<'_>) -> RunReport {
         }
     };
     let mut checks = Vec::new();
-    let (s, _) = status_of(&|v| v.kind == audit::Kind::LostWrite && !v.final_state);
+    // Every lost write counts, whichever rule proved it (a read finding the key
+    // absent, a stale read, the final-state audit): the status follows the figure.
+    let s = if audit.lost > 0 {
+        Status::Violation
+    } else {
+        status_of(&|v| v.kind == audit::Kind::LostWrite && !v.final_state).0
+    };
     checks.push(Check::new("lost writes", s, {
         let mut d = audit.lost_line();
         if !audit.lost_keys.is_empty() {
@@ -186,18 +241,58 @@ pub(crate) fn build_report(facts: Facts<'_>) -> RunReport {
         }
     });
 
+    let too_many_unknown: Vec<String> = unknowns
+        .iter()
+        .filter(|u| u.inconclusive)
+        .map(|u| format!("{} of {} `{}`", u.unknown, u.total, u.op))
+        .collect();
+    checks.push(if unknowns.iter().any(|u| u.unknown > 0) {
+        let d = unknowns
+            .iter()
+            .filter(|u| u.unknown > 0)
+            .map(|u| format!("{} {}/{}", u.op, u.unknown, u.total))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let status = if too_many_unknown.is_empty() {
+            Status::Ok
+        } else {
+            Status::Unknown
+        };
+        Check::new("unknown outcomes", status, d)
+    } else {
+        Check::new("unknown outcomes", Status::Ok, "none".into())
+    });
+
     let violated = checks.iter().any(|c| c.status == Status::Violation);
+    let unknown_checks: Vec<String> = checks
+        .iter()
+        .filter(|c| c.status == Status::Unknown && c.name != "unknown outcomes")
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
     let (verdict, reason) = if violated {
         (Verdict::Violation, None)
-    } else if checks.iter().any(|c| c.status == Status::Unknown) {
+    } else if !unknown_checks.is_empty() {
         (
             Verdict::Inconclusive,
-            Some("the linearizability check ran out of budget (unknown, never a pass)".to_owned()),
+            Some(format!(
+                "unknown, never a pass: {}",
+                unknown_checks.join("; ")
+            )),
         )
     } else if let Stop::StoreUnresponsive(why) = stop {
         (
             Verdict::Inconclusive,
             Some(format!("the store stopped answering: {why}")),
+        )
+    } else if !too_many_unknown.is_empty() {
+        (
+            Verdict::Inconclusive,
+            Some(format!(
+                "too many outcomes are unknown ({}; above {UNKNOWN_INCONCLUSIVE_PERCENT}% of a \
+                 kind): an unknown write or delete can explain away a loss, so the checks \
+                 are too weak to pass",
+                too_many_unknown.join(", ")
+            )),
         )
     } else if audit.observations == 0 {
         (
@@ -217,6 +312,15 @@ pub(crate) fn build_report(facts: Facts<'_>) -> RunReport {
         mode: mode.name().to_owned(),
         seed,
         replay,
+        recheck: if verdict == Verdict::Pass
+            && !config.keep
+            && config.scratch.is_none()
+            && config.history_out.is_none()
+        {
+            format!("{recheck}  (removed after a pass: keep it with --keep or --history FILE)")
+        } else {
+            recheck.clone()
+        },
         scratch: scratch.display().to_string(),
         processes,
         duration_s: run_s,
@@ -228,6 +332,8 @@ pub(crate) fn build_report(facts: Facts<'_>) -> RunReport {
             0.0
         },
         ops_by,
+        final_reads,
+        unknowns,
         stop: match stop {
             Stop::Done => "done".into(),
             Stop::Violation => "first violation".into(),
@@ -241,6 +347,7 @@ pub(crate) fn build_report(facts: Facts<'_>) -> RunReport {
         checks,
         violations: vs.iter().take(20).cloned().collect(),
         violation_count: vs.len(),
+        distinct_violations: crate::report::distinct(vs).len(),
         epoch_ns: epoch,
         verdict,
         reason,
