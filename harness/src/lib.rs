@@ -23,12 +23,14 @@ pub mod audit;
 pub mod clock;
 pub mod driver;
 mod error;
+pub mod html;
 pub mod perf;
 pub mod report;
 pub mod rng;
 pub mod run;
 pub mod scenario;
 pub mod template;
+pub mod validate;
 pub mod worker;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,11 +1,13 @@
 //! `clobber`: the command-line harness.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use clobber::html;
 use clobber::run::{RunConfig, run};
 use clobber::scenario::Mode;
+use clobber::validate::{ValidateConfig, Validation, validate};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -37,7 +39,10 @@ enum Command {
     /// Run a scenario against a store and check that no write was lost.
     Run(RunArgs),
     /// Check a recorded history for linearizability and lost writes.
-    Check(clobber_check::cli::CheckArgs),
+    Check(CheckCmd),
+    /// Run every shipped scenario N times against a store: one matrix, one exit code.
+    #[command(after_help = validate_help())]
+    Validate(ValidateArgs),
     /// Generate a synthetic history (for testing and benchmarking the checker).
     Gen(clobber_check::cli::GenArgs),
     /// Benchmark the linearizability checker.
@@ -91,7 +96,76 @@ struct RunArgs {
     /// Stop the run after this long (default: the scenario's).
     #[arg(long, value_name = "MS")]
     max_duration_ms: Option<u64>,
+    /// Write a self-contained HTML report (checks, witness timelines) to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// `clobber check` plus `--html` (the checker's own flags live in clobber-check).
+#[derive(clap::Args, Debug)]
+struct CheckCmd {
+    #[command(flatten)]
+    args: clobber_check::cli::CheckArgs,
+    /// Write a self-contained HTML report (partitions, witness timelines) to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+}
+
+/// `clobber validate --help`'s epilogue; the variants come from their table.
+fn validate_help() -> String {
+    let mut s = String::from(
+        "Variants (--variants; default: every variant marked (default) that applies):\n",
+    );
+    for v in clobber::validate::VARIANTS {
+        s.push_str(&format!(
+            "  {:8} {:10} {}\n",
+            v.name,
+            if v.default { "(default)" } else { "" },
+            v.about
+        ));
+    }
+    s.push_str(
+        "\nBefore it starts, validate times a few operations of the store and prints how\n\
+         long the matrix should take; then one line per run: scenario k of n, time left.\n\
+         \n\
+         Exit code: 0 only if every run passed. Otherwise the worst run's, in this order:\n\
+         \x20 1 (a run proved a violation) beats 3-6 (a run could not be carried out: the\n\
+         \x20 first such code) beats 2 (a run was inconclusive). Usage, malformed-file and\n\
+         \x20 setup errors found before the first run exit at once with 3, 4 or 5.",
+    );
+    s
+}
+
+#[derive(clap::Args, Debug)]
+struct ValidateArgs {
+    /// The store: an adapter file (adapters/*.toml), `reference`, or
+    /// `reference:<fault>`.
+    adapter: String,
+    /// Runs per scenario and variant (each with its own seed).
+    #[arg(long, default_value_t = 1)]
+    runs: u32,
+    /// Run every *.toml in DIR instead of the scenarios shipped with clobber.
+    #[arg(long, value_name = "DIR")]
+    scenarios: Option<PathBuf>,
+    /// Comma-separated variants to run (see below).
+    #[arg(long, value_delimiter = ',')]
+    variants: Vec<String>,
+    /// Seed of run 1 (run r uses SEED + r - 1; default: random, printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write every run's report, and the matrix, as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write JUnit XML to FILE: a test suite per scenario, a test case per run.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write a self-contained HTML report (matrix, witness timelines) to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// No progress lines or bars.
     #[arg(long)]
     quiet: bool,
 }
@@ -116,7 +190,8 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Check(args) => ExitCode::from(clobber_check::cli::check_main(&args)),
+        Command::Check(cmd) => check_command(&cmd),
+        Command::Validate(args) => validate_command(&args),
         Command::Gen(args) => ExitCode::from(clobber_check::cli::gen_main(&args)),
         Command::Bench(args) => ExitCode::from(clobber_check::cli::bench_main(&args)),
         Command::Worker { spec } => match clobber::worker::worker_main(&spec) {
@@ -178,5 +253,98 @@ fn run_command(args: &RunArgs) -> ExitCode {
         eprintln!("clobber: writing --junit {}: {e}", path.display());
         return ExitCode::from(6);
     }
+    if let Some(path) = &args.html {
+        let history = html::sources::run_history(&report);
+        let page = html::sources::run_page(&report, history.as_deref());
+        if let Err(code) = write_out("--html", path, &page.render()) {
+            return code;
+        }
+    }
     ExitCode::from(report.verdict.exit_code())
+}
+
+/// Write an output file; on failure say which and return exit code 6.
+fn write_out(flag: &str, path: &Path, text: &str) -> Result<(), ExitCode> {
+    std::fs::write(path, text).map_err(|e| {
+        eprintln!("clobber: writing {flag} {}: {e}", path.display());
+        ExitCode::from(6)
+    })
+}
+
+fn check_command(cmd: &CheckCmd) -> ExitCode {
+    let Some(html_path) = &cmd.html else {
+        return ExitCode::from(clobber_check::cli::check_main(&cmd.args));
+    };
+    let args = &cmd.args;
+    let report = match clobber_check::cli::check_file(
+        &args.file,
+        args.format,
+        args.model,
+        &args.options(),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("clobber check: {e}");
+            return ExitCode::from(clobber_check::cli::EXIT_BAD_INPUT);
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(j) => println!("{j}"),
+            Err(e) => {
+                eprintln!("clobber check: writing the report: {e}");
+                return ExitCode::from(clobber_check::cli::EXIT_BAD_INPUT);
+            }
+        }
+    } else {
+        print!("{}", report.render_text());
+    }
+    // The context around each witness comes from the file itself (clobber's format).
+    let history = (args.format == clobber_check::cli::FormatArg::Jsonl)
+        .then(|| std::fs::File::open(&args.file).ok())
+        .flatten()
+        .and_then(|f| clobber_check::history::read_jsonl(std::io::BufReader::new(f)).ok());
+    let page = html::sources::check_page(
+        &args.file.display().to_string(),
+        &report,
+        history.as_deref(),
+    );
+    if let Err(code) = write_out("--html", html_path, &page.render()) {
+        return code;
+    }
+    ExitCode::from(report.verdict().exit_code())
+}
+
+fn validate_command(args: &ValidateArgs) -> ExitCode {
+    let config = ValidateConfig {
+        store: args.adapter.clone(),
+        runs: args.runs,
+        scenarios: args.scenarios.clone(),
+        variants: args.variants.clone(),
+        seed: args.seed,
+        progress: !args.quiet,
+    };
+    let v = match validate(&config) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("clobber validate: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    print!("{}", v.render_text());
+    let outputs: [(&str, &Option<PathBuf>, fn(&Validation) -> String); 3] = [
+        ("--json", &args.json, Validation::render_json),
+        ("--junit", &args.junit, Validation::render_junit),
+        ("--html", &args.html, |v| {
+            html::sources::validate_page(v).render()
+        }),
+    ];
+    for (flag, path, render) in outputs {
+        if let Some(path) = path
+            && let Err(code) = write_out(flag, path, &render(&v))
+        {
+            return code;
+        }
+    }
+    ExitCode::from(v.exit_code())
 }
