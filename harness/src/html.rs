@@ -112,6 +112,8 @@ pub struct Bar {
     pub outcome: String,
     /// For a witness operation, its role in the proof (`acknowledged write`).
     pub role: Option<String>,
+    /// For a `get` that read a value: that value (its write is drawn too).
+    pub read: Option<String>,
 }
 
 fn esc(text: &str) -> String {
@@ -388,7 +390,7 @@ fn render_timeline(s: &mut String, t: &Timeline, n: usize) {
             // The number always; the role too when it fits before the next label
             // of the lane (the witness table below has every role in full).
             let tx = x0.min(LEFT + WIDTH - 16.0);
-            let room = label_room(&t.ops, &by_time, i, lane_of, &x) - tx;
+            let room = label_room(&t.ops, &by_time, i, lane_of, x) - tx;
             let full = format!("{} {}", numbers[i], clip(role, 40));
             let chars = ((room / CHAR_PX) as usize).min(full.chars().count());
             let text = if chars > 6 {
@@ -477,6 +479,7 @@ mod tests {
             op: "set".into(),
             outcome: if b.is_some() { "ok" } else { "unknown" }.into(),
             role: role.map(str::to_owned),
+            read: None,
         }
     }
 

@@ -332,7 +332,8 @@ fn validate_command(args: &ValidateArgs) -> ExitCode {
         }
     };
     print!("{}", v.render_text());
-    let outputs: [(&str, &Option<PathBuf>, fn(&Validation) -> String); 3] = [
+    type Render = fn(&Validation) -> String;
+    let outputs: [(&str, &Option<PathBuf>, Render); 3] = [
         ("--json", &args.json, Validation::render_json),
         ("--junit", &args.junit, Validation::render_junit),
         ("--html", &args.html, |v| {

@@ -90,6 +90,9 @@ fn bar(r: &Record, role: Option<String>) -> Bar {
         op: r.op.name().to_owned(),
         outcome: outcome_name(r.outcome).to_owned(),
         role,
+        read: (r.op == Op::Get && r.outcome == Outcome::Ok)
+            .then(|| r.value.clone())
+            .flatten(),
     }
 }
 
@@ -109,6 +112,7 @@ fn bar_from_text(w: &WitnessOp, role: String) -> Bar {
         op,
         outcome: outcome.to_owned(),
         role: Some(role),
+        read: None,
     }
 }
 
@@ -145,27 +149,43 @@ fn with_context(
             !mine.contains(&(r.process, r.invoke_ns))
         })
         .collect();
+    // The write each witness read came from explains the read: always drawn.
+    let reads: HashSet<&str> = witness.iter().filter_map(|b| b.read.as_deref()).collect();
+    let sources: HashSet<usize> = others
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let r = &index.history[i];
+            r.op == Op::Set && r.value.as_deref().is_some_and(|v| reads.contains(v))
+        })
+        .collect();
     let candidates: Vec<usize> = others
         .iter()
         .copied()
         .filter(|&i| {
             let r = &index.history[i];
-            r.invoke_ns <= hi_ctx && r.complete_ns.is_none_or(|c| c >= lo_ctx)
+            (r.invoke_ns <= hi_ctx && r.complete_ns.is_none_or(|c| c >= lo_ctx))
+                || sources.contains(&i)
         })
         .collect();
     let distance = |r: &Record| {
         let end = r.complete_ns.unwrap_or(u64::MAX);
         if end < lo {
             lo - end
-        } else if r.invoke_ns > hi {
-            r.invoke_ns - hi
         } else {
-            0
+            r.invoke_ns.saturating_sub(hi)
         }
     };
     let mut ranked: Vec<(u64, usize)> = candidates
         .iter()
-        .map(|&i| (distance(&index.history[i]), i))
+        .map(|&i| {
+            let d = if sources.contains(&i) {
+                0
+            } else {
+                distance(&index.history[i])
+            };
+            (d, i)
+        })
         .collect();
     let keep = ranked.len().min(CONTEXT_OPS);
     if keep < ranked.len() {
@@ -369,6 +389,7 @@ fn check_timelines(
                 op: "set".into(),
                 outcome: "ok".into(),
                 role: Some("acknowledged write".into()),
+                read: None,
             },
             |r| bar(r, Some("acknowledged write".into())),
         );
