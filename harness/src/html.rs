@@ -157,7 +157,7 @@ svg text{font:11px ui-monospace,monospace}
 .op rect{stroke:#0003;stroke-width:.5}.op.w rect{stroke:#b3261e;stroke-width:2.5}
 .op.hl rect{stroke:#000;stroke-width:3}
 .set rect{fill:#5b8fd9}.get rect{fill:#5fb36b}.delete rect{fill:#e59a3c}.list rect,.clear rect{fill:#999}
-.fail rect{fill-opacity:.35}.unknown rect{stroke-dasharray:4 2;fill-opacity:.5}
+.fail rect{fill-opacity:.35}.damaged rect{fill:#b3261e}.unknown rect{stroke-dasharray:4 2;fill-opacity:.5}
 .wl{fill:#b3261e;font-weight:600}.lane{fill:#666}.tick{stroke:#eee}
 tr.hl{background:#fff3c4}
 ";

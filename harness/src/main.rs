@@ -285,7 +285,7 @@ fn check_command(cmd: &CheckCmd) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("clobber check: {e}");
-            return ExitCode::from(clobber_check::cli::EXIT_BAD_INPUT);
+            return ExitCode::from(clobber_check::cli::exit_code(&e));
         }
     };
     if args.json {
@@ -293,7 +293,7 @@ fn check_command(cmd: &CheckCmd) -> ExitCode {
             Ok(j) => println!("{j}"),
             Err(e) => {
                 eprintln!("clobber check: writing the report: {e}");
-                return ExitCode::from(clobber_check::cli::EXIT_BAD_INPUT);
+                return ExitCode::from(clobber_check::cli::EXIT_IO);
             }
         }
     } else {

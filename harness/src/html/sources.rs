@@ -45,15 +45,6 @@ impl<'h> Index<'h> {
     }
 }
 
-fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Ok => "ok",
-        Outcome::NotFound => "not_found",
-        Outcome::Fail => "fail",
-        Outcome::Unknown => "unknown",
-    }
-}
-
 /// `set k = "v" -> ok`, `get k -> "v"`, `get k -> not found`, `list -> [3 keys]`.
 fn describe(r: &Record) -> String {
     let key = r.key.as_deref().unwrap_or("");
@@ -70,7 +61,7 @@ fn describe(r: &Record) -> String {
             format!("[{} keys]", r.keys.as_ref().map_or(0, Vec::len))
         }
         (_, Outcome::NotFound) => "not found".to_owned(),
-        (_, o) => outcome_name(o).to_owned(),
+        (_, o) => o.name().to_owned(),
     };
     let mut s = format!("{what} -> {got}");
     if let Some(e) = &r.error
@@ -88,7 +79,7 @@ fn bar(r: &Record, role: Option<String>) -> Bar {
         complete_ns: r.complete_ns,
         label: describe(r),
         op: r.op.name().to_owned(),
-        outcome: outcome_name(r.outcome).to_owned(),
+        outcome: r.outcome.name().to_owned(),
         role,
         read: (r.op == Op::Get && r.outcome == Outcome::Ok)
             .then(|| r.value.clone())
