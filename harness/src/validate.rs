@@ -657,7 +657,7 @@ fn calibrate_in(adapter: &Adapter, scratch: &Path) -> Result<f64> {
         }
     }
     let mut driver = Driver::new(DriverSpec::Cli {
-        adapter: adapter.clone(),
+        adapter: Box::new(adapter.clone()),
         scratch: scratch.to_path_buf(),
         op_timeout_ms: 10_000,
     })?;
