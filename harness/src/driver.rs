@@ -79,6 +79,9 @@ pub enum DriverSpec {
         scratch: PathBuf,
         /// Kill the store process after this long; the outcome is `unknown`.
         op_timeout_ms: u64,
+        /// Run every store command under the perturber (`clobber run --perturb`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        perturb: Option<crate::perturbation::PerturbSpec>,
     },
     /// Call the reference store library.
     Lib {
@@ -110,6 +113,8 @@ pub enum Driver {
         timeout: Duration,
         /// Which process group its store processes run in.
         grouping: Grouping,
+        /// The perturber's spec, and how many store commands it has wrapped.
+        perturb: Option<(crate::perturbation::PerturbSpec, u64)>,
     },
     /// `lib` mode.
     Lib {
@@ -147,7 +152,9 @@ impl Driver {
                 adapter,
                 scratch,
                 op_timeout_ms,
+                perturb,
             } => Driver::Cli {
+                perturb: perturb.map(|p| (p, 0)),
                 env: adapter.env_for(&scratch),
                 adapter,
                 scratch,
@@ -186,7 +193,14 @@ impl Driver {
                 env,
                 timeout,
                 grouping,
-            } => exec_cli(adapter, scratch, env, *timeout, *grouping, call),
+                perturb,
+            } => {
+                let wrap = perturb.as_mut().map(|(spec, n)| {
+                    *n += 1;
+                    (&*spec, *n)
+                });
+                exec_cli(adapter, scratch, env, *timeout, *grouping, wrap, call)
+            }
             Driver::Lib {
                 options,
                 handle,
@@ -261,6 +275,7 @@ fn exec_cli(
     env: &[(String, String)],
     timeout: Duration,
     grouping: Grouping,
+    perturb: Option<(&crate::perturbation::PerturbSpec, u64)>,
     call: &Call,
 ) -> Done {
     let by_arg = adapter.value == ValueVia::Argument;
@@ -276,6 +291,21 @@ fn exec_cli(
         );
     };
     let feeds_stdin = call.op == Op::Set && !by_arg;
+    let argv = match perturb {
+        Some((spec, n)) => match std::env::current_exe() {
+            Ok(exe) => spec.wrap(&exe, n, &argv),
+            Err(e) => {
+                return Done {
+                    fatal: true,
+                    ..Done::with(
+                        Outcome::Fail,
+                        format!("cannot find clobber for --perturb: {e}"),
+                    )
+                };
+            }
+        },
+        None => argv,
+    };
     let cmd = store_command(&argv, env, &adapter.env_remove, feeds_stdin);
     let line = feeds_stdin.then(|| {
         let mut line = call.value.clone().unwrap_or_default();

@@ -25,6 +25,7 @@ pub mod driver;
 mod error;
 pub mod html;
 pub mod perf;
+pub mod perturbation;
 pub mod report;
 pub mod rng;
 pub mod run;

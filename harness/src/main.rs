@@ -49,6 +49,9 @@ enum Command {
     Bench(clobber_check::cli::BenchArgs),
     /// Measure cli vs lib throughput and the per-operation cost of cli mode.
     Perf(PerfArgs),
+    /// Internal: run a store command under the syscall perturber.
+    #[command(name = "__perturb", hide = true)]
+    Perturb(clobber_perturb::cli::Args),
     /// Internal: one worker process of `clobber run`.
     #[command(name = "__worker", hide = true)]
     Worker {
@@ -102,6 +105,15 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Run every store process (cli mode) under the syscall perturber, which delays
+    /// chosen file-system calls to widen race windows; results are never changed.
+    /// SCHEDULE: `pct[:ONE_IN[:DELAY_MS]]` (default `pct:3:150`: one command in 3 gets
+    /// one 150 ms delay before a rename or write, between unlock and unlink, or between
+    /// open and lock), `noise[:MAX_US]` (every call a small random delay), `count`
+    /// (no delays, counters only), or `off` (overrides the scenario's `perturb`).
+    /// Needs ptrace (exit 5 naming the fix where it is not permitted).
+    #[arg(long, value_name = "SCHEDULE", num_args = 0..=1, default_missing_value = "default")]
+    perturb: Option<String>,
 }
 
 /// `clobber check` plus `--html` (the checker's own flags live in clobber-check).
@@ -212,6 +224,10 @@ fn main() -> ExitCode {
             }
         },
         Command::Run(args) => run_command(&args),
+        Command::Perturb(args) => {
+            let exe = std::env::current_exe().unwrap_or_else(|_| "clobber".into());
+            clobber_perturb::cli::main(args, &[exe.into(), "__perturb".into(), "--exec".into()])
+        }
     }
 }
 
@@ -231,6 +247,7 @@ fn run_command(args: &RunArgs) -> ExitCode {
         max_duration_ms: args.max_duration_ms,
         progress: !args.quiet,
         history_out: args.history.clone(),
+        perturb: args.perturb.clone(),
     };
     let report = match run(&config) {
         Ok(r) => r,

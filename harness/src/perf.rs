@@ -33,6 +33,9 @@ pub struct Perf {
     /// The same two figures with the scratch directory on tmpfs (`/dev/shm`), where
     /// fsync is free and what remains is the cost of each mode itself.
     pub tmpfs: Option<(f64, f64)>,
+    /// Mean milliseconds of a `cli` operation (set and get) under `--perturb` with
+    /// the named schedule (`count`: stopped, never delayed; `pct`: the default).
+    pub perturbed_op_ms: Vec<(String, f64)>,
 }
 
 impl Perf {
@@ -65,7 +68,19 @@ impl Perf {
                  \x20 lib / cli                         {:8.1}x   (target >= 10x)\n",
                 l / c.max(1e-9)
             )),
-        )
+        ) + &self.render_perturbed(per_op)
+    }
+
+    fn render_perturbed(&self, plain_ms: f64) -> String {
+        let mut s = String::from("per-operation cost under --perturb (cli set and get, mean):\n");
+        for (schedule, ms) in &self.perturbed_op_ms {
+            s.push_str(&format!(
+                "  --perturb {schedule:<8}                {ms:8.3} ms   (+{:.3} ms, {:.2}x)\n",
+                ms - plain_ms,
+                ms / plain_ms.max(1e-9)
+            ));
+        }
+        s
     }
 }
 
@@ -118,28 +133,30 @@ fn measure(
             setup.join(" ")
         )));
     }
-    let mut driver = Driver::new(DriverSpec::Cli {
-        adapter: Box::new(adapter.clone()),
-        scratch: scratch.to_path_buf(),
-        op_timeout_ms: 10_000,
-    })?;
-    let mut time = |op: Op, value: Option<String>| -> Result<f64> {
-        let t = Instant::now();
-        for i in 0..samples {
-            let call = Call {
-                op,
-                key: Some("perf-key".into()),
-                value: value.as_ref().map(|v| format!("{v}-{i}")),
-            };
-            let done = driver.exec(&call);
-            if done.outcome != clobber_check::history::Outcome::Ok {
-                return Err(Error::setup(format!("perf {op} failed: {:?}", done.error)));
-            }
-        }
-        Ok(t.elapsed().as_secs_f64() * 1e3 / samples as f64)
+    let cli_driver = |perturb: Option<&str>| {
+        Driver::new(DriverSpec::Cli {
+            adapter: Box::new(adapter.clone()),
+            scratch: scratch.to_path_buf(),
+            op_timeout_ms: 10_000,
+            perturb: perturb.map(|schedule| crate::perturbation::PerturbSpec {
+                schedule: schedule.into(),
+                seed: 1,
+                process: 1,
+                log: scratch.join(crate::perturbation::LOG),
+            }),
+        })
     };
-    let cli_set_ms = time(Op::Set, Some("value".into()))?;
-    let cli_get_ms = time(Op::Get, None)?;
+    let mut driver = cli_driver(None)?;
+    let cli_set_ms = time_ops(&mut driver, Op::Set, Some("value"), samples)?;
+    let cli_get_ms = time_ops(&mut driver, Op::Get, None, samples)?;
+    // The same operations under the perturber: stopping only, and the default schedule.
+    let mut perturbed = Vec::new();
+    for schedule in ["count", "pct"] {
+        let mut driver = cli_driver(Some(schedule))?;
+        let set = time_ops(&mut driver, Op::Set, Some("value"), samples)?;
+        let get = time_ops(&mut driver, Op::Get, None, samples)?;
+        perturbed.push((schedule, f64::midpoint(set, get)));
+    }
 
     let disk = throughput(scenario, None)?;
     let shm = Path::new("/dev/shm");
@@ -158,7 +175,28 @@ fn measure(
         cli_ops_per_s: disk.0,
         lib_ops_per_s: disk.1,
         tmpfs,
+        perturbed_op_ms: perturbed
+            .into_iter()
+            .map(|(s, ms)| (s.to_owned(), ms))
+            .collect(),
     })
+}
+
+/// Mean milliseconds of `samples` sequential `op`s on one key through `driver`.
+fn time_ops(driver: &mut Driver, op: Op, value: Option<&str>, samples: usize) -> Result<f64> {
+    let t = Instant::now();
+    for i in 0..samples {
+        let call = Call {
+            op,
+            key: Some("perf-key".into()),
+            value: value.map(|v| format!("{v}-{i}")),
+        };
+        let done = driver.exec(&call);
+        if done.outcome != clobber_check::history::Outcome::Ok {
+            return Err(Error::setup(format!("perf {op} failed: {:?}", done.error)));
+        }
+    }
+    Ok(t.elapsed().as_secs_f64() * 1e3 / samples as f64)
 }
 
 /// Operations per second of `scenario` in cli and in lib mode.
@@ -177,6 +215,7 @@ fn throughput(scenario: &Path, base: Option<&Path>) -> Result<(f64, f64)> {
             max_duration_ms: None,
             progress: false,
             history_out: None,
+            perturb: None,
         })?;
         if report.verdict != crate::report::Verdict::Pass {
             return Err(Error::setup(format!(

@@ -189,6 +189,9 @@ pub struct RunReport {
     pub reason: Option<String>,
     /// The linearizability checker's report (`clobber check` on the same history).
     pub linearizability: Option<clobber_check::CheckReport>,
+    /// `--perturb`: what was delayed, and which delays preceded each violation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perturbation: Option<crate::perturbation::Summary>,
 }
 
 impl RunReport {
@@ -272,6 +275,19 @@ impl RunReport {
             );
             let _ = writeln!(s, "  {}", v.message);
             s.push_str(&render_witness(v, self.epoch_ns));
+            if let Some(p) = &self.perturbation {
+                match p.preceding.get(n).map(Vec::as_slice) {
+                    Some([]) | None => {
+                        let _ = writeln!(s, "  perturbation: no delayed call overlapped it");
+                    }
+                    Some(lines) => {
+                        let _ = writeln!(s, "  perturbation: delayed calls that preceded it:");
+                        for l in lines {
+                            let _ = writeln!(s, "    {l}");
+                        }
+                    }
+                }
+            }
         }
         if self.violation_count == 0
             && let Some(c) = &self.linearizability
@@ -290,6 +306,10 @@ impl RunReport {
                  (see --json)",
                 self.violation_count, self.distinct_violations
             );
+        }
+        if let Some(p) = &self.perturbation {
+            let _ = writeln!(s);
+            s.push_str(&p.render_text());
         }
         let _ = writeln!(s);
         let _ = writeln!(s, "{}", lost_summary(self));

@@ -68,6 +68,8 @@ pub struct RunConfig {
     pub progress: bool,
     /// Also write the merged history here.
     pub history_out: Option<PathBuf>,
+    /// `--perturb`: a schedule, `default`, or `off` (overrides the scenario's).
+    pub perturb: Option<String>,
 }
 
 /// Why the run stopped.
@@ -94,6 +96,8 @@ pub(crate) struct Plan {
     /// The reference store's file (`lib` mode and the integrity check).
     store_path: PathBuf,
     passphrase: String,
+    /// Run every store process under the perturber with this schedule.
+    perturb: Option<clobber_perturb::Schedule>,
 }
 
 impl Plan {
@@ -104,6 +108,7 @@ impl Plan {
                 adapter: Box::new(self.adapter.clone()),
                 scratch: self.scratch.clone(),
                 op_timeout_ms: self.op_timeout_ms,
+                perturb: None,
             },
             Mode::Lib => DriverSpec::Lib {
                 path: self.store_path.clone(),
@@ -155,6 +160,11 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
     let plan = make_plan(config, scratch_made)?;
 
     // Set the store up, and make sure it answers, before any worker starts.
+    if plan.perturb.is_some() {
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::io("find own executable", Path::new("clobber"), e))?;
+        crate::perturbation::preflight(&exe)?;
+    }
     match plan.mode {
         Mode::Cli => preflight::preflight(&plan.adapter, &plan.scratch, plan.op_timeout_ms)?,
         Mode::Lib => {
@@ -234,7 +244,7 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
             ..clobber_check::CheckOptions::default()
         },
     );
-    let report = verdict::build_report(verdict::Facts {
+    let mut report = verdict::build_report(verdict::Facts {
         config,
         plan: &plan,
         epoch,
@@ -249,6 +259,15 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
         processes: workers.len(),
         linearizability: Some(linearizability),
     });
+    if let Some(schedule) = &plan.perturb {
+        report.perturbation = Some(crate::perturbation::Summary::build(
+            schedule,
+            &plan.scratch.join(crate::perturbation::LOG),
+            &history,
+            &report.violations,
+            epoch,
+        )?);
+    }
     if report.verdict == crate::report::Verdict::Pass && !config.keep && config.scratch.is_none() {
         let _ = std::fs::remove_dir_all(&plan.scratch);
     }
@@ -271,6 +290,14 @@ fn make_plan(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<P
     let seed = config
         .seed
         .unwrap_or_else(|| (now_ns() ^ (u64::from(std::process::id()) << 32)) % 1_000_000_000);
+    let perturb =
+        crate::perturbation::resolve(config.perturb.as_deref(), scenario.perturb.as_deref())?;
+    if perturb.is_some() && mode == Mode::Lib {
+        return Err(Error::usage(
+            "--perturb delays the system calls of store processes, one per operation: \
+             use --mode cli (or --perturb off)",
+        ));
+    }
     let op_timeout_ms = config.op_timeout_ms.unwrap_or(scenario.op_timeout_ms);
     let max_duration_ms = config.max_duration_ms.unwrap_or(scenario.max_duration_ms);
     if mode == Mode::Cli {
@@ -322,6 +349,11 @@ fn make_plan(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<P
         "clobber check {}",
         shell_quote(&recheck_path.display().to_string())
     );
+    match (&perturb, scenario.perturb.is_some()) {
+        (Some(s), _) => replay.push_str(&format!(" --perturb {s}")),
+        (None, true) => replay.push_str(" --perturb off"),
+        (None, false) => {}
+    }
     eprintln!("clobber: seed={seed}  scratch={}", scratch.display());
     eprintln!("clobber: replay: {replay}");
     eprintln!("clobber: {REPLAY_CAVEAT}");
@@ -344,6 +376,7 @@ fn make_plan(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<P
         recheck,
         store_path,
         passphrase,
+        perturb,
     })
 }
 
@@ -401,7 +434,25 @@ fn start_workers(plan: &Plan) -> Result<(Vec<Worker>, HashSet<u64>)> {
                 index,
                 role: role.clone(),
                 seed: plan.seed,
-                driver: plan.driver_spec(role.handle),
+                driver: match plan.driver_spec(role.handle) {
+                    DriverSpec::Cli {
+                        adapter,
+                        scratch,
+                        op_timeout_ms,
+                        ..
+                    } => DriverSpec::Cli {
+                        perturb: plan.perturb.map(|s| crate::perturbation::PerturbSpec {
+                            schedule: s.to_string(),
+                            seed: plan.seed,
+                            process,
+                            log: plan.scratch.join(crate::perturbation::LOG),
+                        }),
+                        adapter,
+                        scratch,
+                        op_timeout_ms,
+                    },
+                    lib => lib,
+                },
                 history: plan.scratch.join(format!("history-{process}.jsonl")),
                 max_consecutive_unknown: 3,
                 parent: std::process::id(),

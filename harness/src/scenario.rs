@@ -114,6 +114,10 @@ pub struct Scenario {
     pub op_timeout_ms: u64,
     /// The run is stopped (gracefully) after this long.
     pub max_duration_ms: u64,
+    /// Run every store process under the syscall perturber with this schedule
+    /// (`clobber run --perturb` overrides it); see `clobber_perturb::Schedule`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perturb: Option<String>,
     /// The roles.
     pub roles: Vec<Role>,
 }
@@ -126,6 +130,7 @@ struct ScenarioFile {
     mode: Option<Mode>,
     op_timeout_ms: Option<Spanned<u64>>,
     max_duration_ms: Option<Spanned<u64>>,
+    perturb: Option<Spanned<String>>,
     role: Vec<Spanned<RoleFile>>,
 }
 
@@ -258,6 +263,17 @@ impl Scenario {
                 ));
             }
         }
+        let perturb = match file.perturb {
+            Some(p) => {
+                let span = p.span();
+                let text = p.into_inner();
+                if let Err(e) = text.parse::<clobber_perturb::Schedule>() {
+                    return Err(err(span, format!("`perturb`: {e}")));
+                }
+                Some(text)
+            }
+            None => None,
+        };
         Ok(Self {
             name,
             description: file.description,
@@ -265,6 +281,7 @@ impl Scenario {
             mode: file.mode.unwrap_or(Mode::Cli),
             op_timeout_ms: file.op_timeout_ms.map_or(10_000, Spanned::into_inner),
             max_duration_ms: file.max_duration_ms.map_or(120_000, Spanned::into_inner),
+            perturb,
             roles,
         })
     }

@@ -39,6 +39,7 @@
 
 pub mod arch;
 mod calls;
+pub mod cli;
 mod error;
 pub mod record;
 mod rng;

@@ -352,5 +352,6 @@ pub(crate) fn build_report(facts: Facts<'_>) -> RunReport {
         verdict,
         reason,
         linearizability,
+        perturbation: None,
     }
 }

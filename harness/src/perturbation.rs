@@ -1,0 +1,227 @@
+//! `clobber run --perturb`: every store process runs under the syscall perturber
+//! (crate `clobber-perturb`), and the report says what was delayed.
+//!
+//! Why: a store's race window is often microseconds wide, and a gate that waits for
+//! the scheduler to open it is a coin toss. The perturber widens windows on purpose
+//! (a long delay before a rename, between unlock and unlink, between open and
+//! lock), and the history checkers do the rest. Delays never change a call's result,
+//! so a correct store still passes.
+//!
+//! How: in `cli` mode each store command `ARGV` becomes `clobber __perturb
+//! --schedule S --seed N --invocation I --tag pP --log SCRATCH/perturb.jsonl -- ARGV`.
+//! That process is the tracer; killing it (a timeout) kills the store with it. Each
+//! traced command appends one JSON record; after the run they are summed into a
+//! [`Summary`], and each violation is given the delayed calls that preceded it.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use clobber_check::history::Record as Op;
+use clobber_perturb::{Record, Schedule, trace::Counters};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::Violation;
+use crate::error::{Error, Result};
+
+/// The perturbation log's file name in the scratch directory.
+pub const LOG: &str = "perturb.jsonl";
+
+/// What a worker needs to wrap its store commands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerturbSpec {
+    /// The schedule, as text (`pct:3:150`).
+    pub schedule: String,
+    /// The run's seed.
+    pub seed: u64,
+    /// The worker's process id in the history (its commands' tag and numbering).
+    pub process: u64,
+    /// Where every traced command appends its record.
+    pub log: PathBuf,
+}
+
+impl PerturbSpec {
+    /// `argv` wrapped in the tracer, as the worker's `n`-th store command.
+    #[must_use]
+    pub fn wrap(&self, exe: &Path, n: u64, argv: &[String]) -> Vec<String> {
+        let mut out = vec![
+            exe.to_string_lossy().into_owned(),
+            "__perturb".into(),
+            "--schedule".into(),
+            self.schedule.clone(),
+            "--seed".into(),
+            self.seed.to_string(),
+            "--invocation".into(),
+            // Unique in the run: process in the high bits, the command's number below.
+            ((self.process << 32) | n).to_string(),
+            "--tag".into(),
+            format!("p{}", self.process),
+            "--log".into(),
+            self.log.to_string_lossy().into_owned(),
+            "--".into(),
+        ];
+        out.extend(argv.iter().cloned());
+        out
+    }
+}
+
+/// Resolve `--perturb` / the scenario's `perturb`: `None` for off.
+///
+/// # Errors
+/// A usage error naming the grammar.
+pub fn resolve(cli: Option<&str>, scenario: Option<&str>) -> Result<Option<Schedule>> {
+    let text = match (cli, scenario) {
+        (Some("off"), _) | (None, None) => return Ok(None),
+        (Some("default"), _) => return Ok(Some(Schedule::DEFAULT)),
+        (Some(t), _) | (None, Some(t)) => t,
+    };
+    text.parse()
+        .map(Some)
+        .map_err(|e| Error::usage(format!("--perturb: {e}")))
+}
+
+/// Make sure tracing works here before any worker starts: trace `clobber --version`.
+///
+/// # Errors
+/// A setup error (exit 5) naming the fix if ptrace is not permitted.
+pub fn preflight(exe: &Path) -> Result<()> {
+    let out = std::process::Command::new(exe)
+        .args(["__perturb", "--schedule", "count", "--"])
+        .arg(exe)
+        .arg("--version")
+        .output()
+        .map_err(|e| Error::setup(format!("starting the perturber: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Err(Error::setup(format!(
+        "--perturb: the perturber cannot run here: {}",
+        stderr.trim().trim_start_matches("clobber-perturb: ")
+    )))
+}
+
+/// What was perturbed in a run, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The schedule.
+    pub schedule: String,
+    /// Store commands traced.
+    pub commands: usize,
+    /// Of those, commands that got at least one delay.
+    pub delayed_commands: usize,
+    /// Counters summed over every command.
+    pub counters: Counters,
+    /// For each reported violation (same order as the report's), the delayed calls
+    /// that preceded it, nearest first.
+    pub preceding: Vec<Vec<String>>,
+}
+
+impl Summary {
+    /// Read the log and attribute delays to `violations`.
+    ///
+    /// # Errors
+    /// An I/O error reading the log.
+    pub fn build(
+        schedule: &Schedule,
+        log: &Path,
+        history: &[Op],
+        violations: &[Violation],
+        epoch: u64,
+    ) -> Result<Self> {
+        let records = clobber_perturb::record::read_log(log)
+            .map_err(|e| Error::io("read the perturbation log", log, std::io::Error::other(e)))?;
+        let mut counters = Counters::default();
+        for r in &records {
+            counters.add(r.counters());
+        }
+        let preceding = violations
+            .iter()
+            .map(|v| preceding(&records, history, v, epoch))
+            .collect();
+        Ok(Summary {
+            schedule: schedule.to_string(),
+            commands: records.len(),
+            delayed_commands: records.iter().filter(|r| !r.delays().is_empty()).count(),
+            counters,
+            preceding,
+        })
+    }
+
+    /// The report's "perturbation" lines.
+    #[must_use]
+    pub fn render_text(&self) -> String {
+        let total = self.counters.total();
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "perturbation: {} on every store process: {} commands traced, {} delayed; \
+             {} calls stopped, {} delayed, {:.2} s held in all",
+            self.schedule,
+            self.commands,
+            self.delayed_commands,
+            total.stopped,
+            total.delayed,
+            total.delay_ns as f64 / 1e9
+        );
+        let by: Vec<String> = self
+            .counters
+            .calls
+            .iter()
+            .map(|(k, c)| format!("{k} {}/{}", c.stopped, c.delayed))
+            .collect();
+        let _ = writeln!(s, "  stopped/delayed: {}", by.join(", "));
+        s
+    }
+}
+
+/// The delays whose hold overlapped the witness's span (from its first invocation to
+/// the observation that proves it): those of the witness's own processes first, then
+/// in time order, at most 6.
+fn preceding(records: &[Record], history: &[Op], v: &Violation, epoch: u64) -> Vec<String> {
+    let Some(from) = v.witness.iter().map(|r| r.invoke_ns).min() else {
+        return Vec::new();
+    };
+    let to = v.detected_ns;
+    let mut found: Vec<(bool, u64, String)> = Vec::new();
+    for rec in records {
+        let process: Option<u64> = rec
+            .tag
+            .as_deref()
+            .and_then(|t| t.strip_prefix('p')?.parse().ok());
+        let op = process.and_then(|p| {
+            history.iter().find(|o| {
+                o.process == p
+                    && o.invoke_ns <= rec.start_ns
+                    && o.complete_ns.is_none_or(|c| c >= rec.end_ns)
+            })
+        });
+        let what = op.map_or_else(String::new, |o| {
+            format!(
+                " {}{}",
+                o.op,
+                o.key.as_deref().map_or(String::new(), |k| format!(" {k}"))
+            )
+        });
+        let in_witness = process.is_some_and(|p| v.witness.iter().any(|w| w.process == p));
+        for d in rec.delays() {
+            if d.at_ns + d.delay_ns < from || d.at_ns > to {
+                continue;
+            }
+            let line = format!(
+                "+{:.4}s  {}{what}: {} held {} ms{}",
+                d.at_ns.saturating_sub(epoch) as f64 / 1e9,
+                rec.tag.as_deref().unwrap_or("?"),
+                d.call,
+                d.delay_ns / 1_000_000,
+                d.point
+                    .as_deref()
+                    .map_or(String::new(), |p| format!(" ({p})"))
+            );
+            found.push((!in_witness, d.at_ns, line));
+        }
+    }
+    found.sort();
+    let mut lines: Vec<(u64, String)> = found.into_iter().take(6).map(|(_, t, l)| (t, l)).collect();
+    lines.sort();
+    lines.into_iter().map(|(_, l)| l).collect()
+}
