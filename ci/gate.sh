@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The scenario gate: every shipped scenario must PASS against the reference store
 # (both modes) and must FAIL with exit 1 against every faulty protocol; then the
-# seed scenario is run 10 times per fault, printing how long each took to catch.
+# seed scenario is run 10 times per fault, printing how long each took to catch;
+# under --perturb the reference store passes every scenario and lock-storm catches
+# every fault, unlink-lock-polling included.
 #
 # Uses $CLOBBER if set, else the newer of target/release/clobber and
 # target/debug/clobber; the store binary clobber-store must sit next to it
@@ -28,7 +30,10 @@ fi
 REPEAT=${GATE_REPEAT:-10}
 SEED_BASE=${GATE_SEED:-1000}
 FAULTS=(stale-snapshot no-lock unlink-lock lock-data-file in-place)
-SCENARIOS=(oauth-churn parallel-churn token-rotation delete-vs-set clear-vs-set throughput)
+SCENARIOS=(oauth-churn parallel-churn token-rotation delete-vs-set clear-vs-set throughput lock-storm)
+# --perturb: the narrow-window twin joins the faults; runs per fault on lock-storm.
+PERTURB_FAULTS=("${FAULTS[@]}" unlink-lock-polling)
+PERTURB_REPEAT=${GATE_PERTURB_REPEAT:-3}
 LOG=$(mktemp -d "${TMPDIR:-/tmp}/clobber-gate.XXXXXX")
 failures=0
 runs=0
@@ -79,6 +84,17 @@ for f in "${FAULTS[@]}"; do
   done
   times=$(for i in $(seq 1 "$REPEAT"); do grep -oP 'time to detect: \K[0-9.]+' "$LOG/oauth-churn_cli_${f}_run-$i.txt" 2>/dev/null; done | sort -n | tr '\n' ' ')
   echo "  $f: time to detect (s, sorted): $times"
+done
+
+echo "== with --perturb (default schedule): the reference store passes every scenario (first 4 s of each)"
+for s in "${SCENARIOS[@]}"; do
+  run 0 "$s/cli/reference/perturb" "scenarios/$s.toml" --mode cli --seed "$SEED_BASE" --perturb --max-duration-ms 4000
+done
+echo "== with --perturb: lock-storm catches every faulty protocol in $PERTURB_REPEAT consecutive runs"
+for f in "${PERTURB_FAULTS[@]}"; do
+  for i in $(seq 1 "$PERTURB_REPEAT"); do
+    run 1 "lock-storm/cli/$f/perturb-$i" scenarios/lock-storm.toml --mode cli --store "reference:$f" --seed $((SEED_BASE + i)) --perturb
+  done
 done
 
 echo "== malformed input and a missing store are setup errors (exit >= 3)"

@@ -81,7 +81,7 @@ pub enum DriverSpec {
         op_timeout_ms: u64,
         /// Run every store command under the perturber (`clobber run --perturb`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        perturb: Option<crate::perturbation::PerturbSpec>,
+        perturb: Option<Box<crate::perturbation::PerturbSpec>>,
     },
     /// Call the reference store library.
     Lib {
@@ -154,7 +154,7 @@ impl Driver {
                 op_timeout_ms,
                 perturb,
             } => Driver::Cli {
-                perturb: perturb.map(|p| (p, 0)),
+                perturb: perturb.map(|p| (*p, 0)),
                 env: adapter.env_for(&scratch),
                 adapter,
                 scratch,

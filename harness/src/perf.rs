@@ -138,11 +138,13 @@ fn measure(
             adapter: Box::new(adapter.clone()),
             scratch: scratch.to_path_buf(),
             op_timeout_ms: 10_000,
-            perturb: perturb.map(|schedule| crate::perturbation::PerturbSpec {
-                schedule: schedule.into(),
-                seed: 1,
-                process: 1,
-                log: scratch.join(crate::perturbation::LOG),
+            perturb: perturb.map(|schedule| {
+                Box::new(crate::perturbation::PerturbSpec {
+                    schedule: schedule.into(),
+                    seed: 1,
+                    process: 1,
+                    log: scratch.join(crate::perturbation::LOG),
+                })
             }),
         })
     };

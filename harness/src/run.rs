@@ -441,11 +441,13 @@ fn start_workers(plan: &Plan) -> Result<(Vec<Worker>, HashSet<u64>)> {
                         op_timeout_ms,
                         ..
                     } => DriverSpec::Cli {
-                        perturb: plan.perturb.map(|s| crate::perturbation::PerturbSpec {
-                            schedule: s.to_string(),
-                            seed: plan.seed,
-                            process,
-                            log: plan.scratch.join(crate::perturbation::LOG),
+                        perturb: plan.perturb.map(|s| {
+                            Box::new(crate::perturbation::PerturbSpec {
+                                schedule: s.to_string(),
+                                seed: plan.seed,
+                                process,
+                                log: plan.scratch.join(crate::perturbation::LOG),
+                            })
                         }),
                         adapter,
                         scratch,

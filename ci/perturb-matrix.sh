@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Catch rate and time to detect, without and with `--perturb`, side by side.
+#
+# For every store x scenario, RUNS runs per schedule (seeds SEED_BASE+1..), one row:
+# how many runs caught a violation (exit 1), the median and the largest time to
+# detect. Stores named `reference` or containing `correct` must PASS (exit 0) every
+# run: for them the row counts passes (a false alarm would show as a missing pass).
+# Closing lines: catches per second of run time, per schedule (what picks the
+# default). With STRICT=1 the script fails if any perturbed run of a faulty store
+# is not caught, or any run of a correct store does not pass.
+#
+#   ci/perturb-matrix.sh                                    # the README's matrix
+#   RUNS=3 STRICT=1 SCENARIOS=parallel-churn ci/perturb-matrix.sh   # a CI smoke
+#
+# Knobs (environment): RUNS (20), SCHEDULES ("off pct"; any --perturb value, `off`
+# = no perturbation), SCENARIOS ("parallel-churn lock-storm"), STORES (every
+# reference:<fault>, plus the reference), SEED_BASE (5000), CLOBBER (binary),
+# MAX_MS (stop each run after this long: --max-duration-ms; default: the scenario's).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+CLOBBER=${CLOBBER:-}
+if [[ -z "$CLOBBER" ]]; then
+  for c in $(ls -t target/release/clobber target/debug/clobber 2>/dev/null); do
+    if [[ -x "$c" && -x "$(dirname "$c")/clobber-store" ]]; then CLOBBER=$c; break; fi
+  done
+fi
+[[ -x "$CLOBBER" ]] || { echo "perturb-matrix: no clobber binary; cargo build --release --workspace" >&2; exit 3; }
+RUNS=${RUNS:-20}
+SCHEDULES=${SCHEDULES:-off pct}
+SCENARIOS=${SCENARIOS:-parallel-churn lock-storm}
+STORES=${STORES:-reference:stale-snapshot reference:no-lock reference:in-place reference:unlink-lock reference:lock-data-file reference:unlink-lock-polling reference}
+SEED_BASE=${SEED_BASE:-5000}
+STRICT=${STRICT:-0}
+LOG=$(mktemp -d "${TMPDIR:-/tmp}/clobber-perturb-matrix.XXXXXX")
+declare -A CATCHES WALL
+bad=0
+
+median() { sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+maxof() { sort -n | tail -1 | grep . || echo -; }
+
+echo "perturb-matrix: $CLOBBER, $RUNS runs per cell, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+header=$(printf '%-34s %-15s' store scenario)
+for s in $SCHEDULES; do header+=$(printf ' | %-27s' "$s: caught median max"); done
+echo "$header"
+for store in $STORES; do
+  correct=0
+  [[ $store == reference || $store == *correct* ]] && correct=1
+  for scen in $SCENARIOS; do
+    row=$(printf '%-34s %-15s' "$(basename "$store" .toml)" "$scen")
+    for sched in $SCHEDULES; do
+      ok=0; times=()
+      for i in $(seq 1 "$RUNS"); do
+        out="$LOG/$(basename "$store" .toml)-$scen-$sched-$i.txt"
+        args=(run "scenarios/$scen.toml" --store "$store" --mode cli --seed $((SEED_BASE + i)) --quiet)
+        [[ $sched != off ]] && args+=(--perturb "$sched")
+        [[ -n ${MAX_MS:-} ]] && args+=(--max-duration-ms "$MAX_MS")
+        t0=$(date +%s%N)
+        "$CLOBBER" "${args[@]}" >"$out" 2>&1
+        code=$?
+        WALL[$sched]=$(( ${WALL[$sched]:-0} + ($(date +%s%N) - t0) / 1000000 ))
+        if [[ $correct == 1 ]]; then
+          if [[ $code == 0 ]]; then ok=$((ok + 1)); else
+            echo "  FALSE ALARM or error (exit $code): $store $scen $sched seed $((SEED_BASE + i)); log $out" >&2; bad=1; fi
+        elif [[ $code == 1 ]]; then
+          ok=$((ok + 1))
+          times+=("$(grep -oP 'time to detect: \K[0-9.]+' "$out" | head -1)")
+          CATCHES[$sched]=$(( ${CATCHES[$sched]:-0} + 1 ))
+        elif [[ $sched != off && $STRICT == 1 ]]; then
+          echo "  MISSED (exit $code): $store $scen $sched seed $((SEED_BASE + i)); log $out" >&2; bad=1
+        fi
+      done
+      if [[ $correct == 1 ]]; then
+        cell="passed $ok/$RUNS"
+      else
+        med=$(printf '%s\n' "${times[@]}" | grep . | median)
+        mx=$(printf '%s\n' "${times[@]}" | grep . | maxof)
+        cell="$ok/$RUNS ${med}s ${mx}s"
+      fi
+      row+=$(printf ' | %-27s' "$cell")
+    done
+    echo "$row"
+  done
+done
+for sched in $SCHEDULES; do
+  w=${WALL[$sched]:-0}
+  awk -v s="$sched" -v c="${CATCHES[$sched]:-0}" -v w="$w" \
+    'BEGIN { printf "%s: %d catches in %.0f s of runs (%.2f catches/s)\n", s, c, w / 1000, (w > 0 ? c / (w / 1000) : 0) }'
+done
+if [[ $bad != 0 ]]; then echo "perturb-matrix: FAILED (logs kept in $LOG)" >&2; exit 1; fi
+rm -rf "$LOG"

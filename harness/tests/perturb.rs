@@ -1,0 +1,261 @@
+//! `clobber run --perturb`: the real binary, the reference store, its faulty twins,
+//! and small Python stores (tests/fixtures/fake_store.py) with narrow race windows.
+//! Catch rates over many runs are measured by `ci/perturb-matrix.sh`; these tests
+//! pin the behaviour of single runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn clobber_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_clobber"))
+}
+
+fn store_bin() -> PathBuf {
+    let dir = clobber_bin().parent().expect("a directory").to_path_buf();
+    [dir.join("clobber-store"), dir.join("../clobber-store")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .expect("clobber-store is built next to clobber: run `cargo build --workspace` first")
+}
+
+fn clobber(args: &[&str]) -> Output {
+    Command::new(clobber_bin())
+        .args(args)
+        .current_dir(root())
+        .env("CLOBBER_STORE_BIN", store_bin())
+        .env("TMPDIR", env!("CARGO_TARGET_TMPDIR"))
+        .output()
+        .expect("clobber runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn fixture(name: &str) -> String {
+    format!("harness/tests/fixtures/{name}")
+}
+
+fn python_available() -> bool {
+    let ok = Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIPPED: python3 is not installed (.ci/run installs it)");
+    }
+    ok
+}
+
+/// Run `scenario` against `store` with `--perturb schedule`, writing the JSON report.
+fn perturbed(
+    scenario: &str,
+    store: &str,
+    schedule: &str,
+    seed: &str,
+) -> (Output, serde_json::Value) {
+    let json = tempfile::NamedTempFile::new().unwrap();
+    let json_path = json.path().to_str().unwrap().to_owned();
+    let out = clobber(&[
+        "run",
+        scenario,
+        "--store",
+        store,
+        "--mode",
+        "cli",
+        "--seed",
+        seed,
+        "--quiet",
+        "--perturb",
+        schedule,
+        "--json",
+        &json_path,
+    ]);
+    let report = std::fs::read_to_string(&json_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (out, report)
+}
+
+#[test]
+fn a_perturbed_run_reports_its_counters_and_the_delays_before_each_violation() {
+    let (out, report) = perturbed(
+        "scenarios/parallel-churn.toml",
+        "reference:unlink-lock-polling",
+        "pct:1:150",
+        "11",
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("perturbation: pct:1:150 on every store process"),
+        "{t}"
+    );
+    assert!(
+        t.contains("perturbation: delayed calls that preceded it:"),
+        "{t}"
+    );
+    assert!(
+        t.contains("--perturb pct:1:150"),
+        "the replay line keeps the schedule: {t}"
+    );
+    let p = &report["perturbation"];
+    assert!(p["commands"].as_u64().unwrap() > 0, "{p}");
+    assert!(p["delayed_commands"].as_u64().unwrap() > 0, "{p}");
+    let calls = p["counters"]["calls"].as_object().unwrap();
+    for call in ["openat", "rename", "flock", "unlink", "fsync", "write"] {
+        let stopped: u64 = calls
+            .iter()
+            .filter(|(k, _)| k.starts_with(call))
+            .map(|(_, v)| v["stopped"].as_u64().unwrap())
+            .sum();
+        assert!(stopped > 0, "{call} never stopped: {p}");
+    }
+    let first = p["preceding"][0].as_array().unwrap();
+    assert!(
+        !first.is_empty(),
+        "no delay attributed to the first violation: {p}"
+    );
+}
+
+#[test]
+fn the_reference_store_passes_lock_storm_and_parallel_churn_under_perturbation() {
+    for scenario in ["scenarios/lock-storm.toml", "scenarios/parallel-churn.toml"] {
+        for schedule in ["pct:2:100", "noise:300"] {
+            let (out, report) = perturbed(scenario, "reference", schedule, "5");
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{scenario} {schedule}: {}",
+                text(&out)
+            );
+            let delayed = report["perturbation"]["counters"]["calls"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v["delayed"].as_u64().unwrap())
+                .sum::<u64>();
+            assert!(
+                delayed > 0,
+                "{scenario} {schedule}: nothing was delayed, so this proves nothing"
+            );
+        }
+    }
+}
+
+#[test]
+fn lock_storm_catches_every_faulty_protocol_under_perturbation() {
+    for fault in [
+        "stale-snapshot",
+        "no-lock",
+        "in-place",
+        "unlink-lock",
+        "lock-data-file",
+        "unlink-lock-polling",
+    ] {
+        let (out, _) = perturbed(
+            "scenarios/lock-storm.toml",
+            &format!("reference:{fault}"),
+            "pct",
+            "21",
+        );
+        assert_eq!(out.status.code(), Some(1), "{fault}: {}", text(&out));
+    }
+}
+
+#[test]
+fn python_stores_lossy_ones_are_caught_and_the_correct_one_passes_under_perturbation() {
+    if !python_available() {
+        return;
+    }
+    for (store, expected) in [
+        ("fake-no-lock.toml", 1),
+        ("fake-unlink-lock-polling.toml", 1),
+        ("fake-correct.toml", 0),
+    ] {
+        let (out, report) = perturbed("scenarios/parallel-churn.toml", &fixture(store), "pct", "3");
+        assert_eq!(out.status.code(), Some(expected), "{store}: {}", text(&out));
+        assert!(
+            report["perturbation"]["commands"].as_u64().unwrap() > 0,
+            "{store}"
+        );
+    }
+}
+
+#[test]
+fn perturb_in_lib_mode_is_a_usage_error() {
+    let out = clobber(&[
+        "run",
+        "scenarios/parallel-churn.toml",
+        "--mode",
+        "lib",
+        "--perturb",
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("--mode cli"), "{}", text(&out));
+}
+
+#[test]
+fn a_bad_schedule_is_a_usage_error_and_a_bad_scenario_field_names_file_and_line() {
+    let out = clobber(&[
+        "run",
+        "scenarios/parallel-churn.toml",
+        "--perturb",
+        "chaos",
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("pct[:ONE_IN"), "{}", text(&out));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "description = \"x\"\nperturb = \"pct:zero\"\n[[role]]\nname = \"r\"\niterations = 1\nsteps = [{ op = \"get\", key = \"k\" }]\n",
+    )
+    .unwrap();
+    let out = clobber(&["run", bad.to_str().unwrap(), "--quiet"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{t}");
+    assert!(t.contains("bad.toml:2") && t.contains("perturb"), "{t}");
+}
+
+#[test]
+fn where_ptrace_is_not_permitted_the_run_is_exit_5_naming_the_fix() {
+    // Run clobber itself under the perturber: every process it starts is then already
+    // traced, so the pre-flight's PTRACE_TRACEME fails with EPERM, exactly as under a
+    // strict kernel.yama.ptrace_scope or in a container without CAP_SYS_PTRACE.
+    let exe = clobber_bin();
+    let out = Command::new(&exe)
+        .args(["__perturb", "--schedule", "count", "--"])
+        .arg(&exe)
+        .args([
+            "run",
+            "scenarios/parallel-churn.toml",
+            "--perturb",
+            "--quiet",
+            "--seed",
+            "1",
+        ])
+        .current_dir(root())
+        .env("CLOBBER_STORE_BIN", store_bin())
+        .env("TMPDIR", env!("CARGO_TARGET_TMPDIR"))
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(5), "{t}");
+    assert!(
+        t.contains("ptrace is not permitted") && t.contains("kernel.yama.ptrace_scope"),
+        "{t}"
+    );
+}
