@@ -660,6 +660,7 @@ fn calibrate_in(adapter: &Adapter, scratch: &Path) -> Result<f64> {
         adapter: Box::new(adapter.clone()),
         scratch: scratch.to_path_buf(),
         op_timeout_ms: 10_000,
+        perturb: None,
     })?;
     const SAMPLES: u32 = 3;
     let started = Instant::now();
@@ -803,6 +804,7 @@ fn run_config(config: &ValidateConfig, scenario: &Scenario, seed: u64, run_no: u
         max_duration_ms: None,
         progress: config.progress,
         history_out: None,
+        perturb: None,
     }
 }
 
