@@ -1,25 +1,27 @@
-//! The lost-write audit: sound, fast checks of a history with unique values.
+//! The run's audit: lost writes, stale and phantom reads, resurrected keys and
+//! damaged reads, cheap enough to re-run on the growing history every few hundred
+//! milliseconds and stop at the first violation.
 //!
-//! Each rule flags only what no linearization could explain, so a correct store is
-//! never flagged, and each runs in O(log n) per observation, so the harness can
-//! re-audit the growing history every few hundred milliseconds and stop at the
-//! first violation. With `end(op)` = completion time, or +∞ for `unknown`:
+//! Lost writes and damaged reads are decided by `clobber check`'s one definition,
+//! [`clobber_check::lost::audit`], so `clobber run` and `clobber check` on the
+//! history it wrote always agree on them and on `Lost: N / M`. A lost write is an
+//! acknowledged `set` that an observation (a `get`, a `delete` that found nothing,
+//! a `list`) missed when no mutation could explain it: the observation found the
+//! key absent, or read an older value (a stale read). A damaged read (outcome
+//! `damaged`) is always a violation: a correct store never shows a reader a
+//! damaged file.
 //!
-//! - **Lost write** (a read or delete finds key `k` absent): take the acknowledged
-//!   `set k` with the latest invocation among those that completed before the
-//!   observation began. If no delete or clear of `k` (that did not fail) could fall
-//!   between the two — invoked before the observation ended and ending after the set
-//!   began — the set was lost. This is the seed's `Lost: N / M`.
-//! - **Stale read** (a read returns value `v`, written by `w`): some definite
-//!   mutation of `k` (acknowledged set, delete, or clear) began after `w` completed
-//!   and completed before the read began: the read saw an overwritten value, and the
-//!   overwriting write was lost.
-//! - **Phantom read**: a value nobody wrote to that key, a value whose write
-//!   definitely failed, or a value read before its write began.
+//! The rules below are the harness's own, each flagging only what no linearization
+//! could explain. With `end(op)` = completion time, or +∞ for `unknown`:
+//!
+//! - **Stale read after a delete or clear**: a read returns value `v`, but a
+//!   definite delete or clear of `k` began after `v`'s write completed and
+//!   completed before the read began (the delete was lost).
+//! - **Phantom read**: a value nobody wrote to that key, or a value read before its
+//!   write began.
+//! - **Failed write visible**: a value whose write definitely failed.
 //! - **Resurrected key** (`list` shows `k`): every write of `k` ended before a
 //!   definite delete or clear that completed before the list began.
-//! - **Damaged store**: an operation found the file damaged ([`DAMAGED`]) — a
-//!   torn read, since a correct store never shows a reader a damaged file.
 //!
 //! Observations are judged only below a *horizon*: while the run is live, a worker's
 //! next operation cannot begin before its last recorded one completed, so every
@@ -31,7 +33,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use clobber_check::history::{Op, Outcome, Record};
 use serde::Serialize;
 
-use crate::driver::DAMAGED;
+use clobber_check::lost::{AuditOptions, DamagedRead, LostProof};
 
 /// What kind of violation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -162,29 +164,10 @@ impl PrefixMax {
         let n = self.sort.partition_point(|&s| s < bound);
         (n > 0).then(|| self.best[n - 1])
     }
-    /// Entries with `sort < bound`, excluding `skip`, whose `val > min`.
-    fn any_below_above(&self, bound: u64, min: u64, skip: usize) -> Option<usize> {
-        let n = self.sort.partition_point(|&s| s < bound);
-        match self.best.get(n.wrapping_sub(1)) {
-            None => None,
-            Some(&(v, i)) if i != skip => (v > min).then_some(i),
-            Some(_) => self.items[..n]
-                .iter()
-                .find(|&&(_, v, i)| i != skip && v > min)
-                .map(|&(_, _, i)| i),
-        }
-    }
 }
 
 #[derive(Default)]
 struct KeyIndex {
-    /// Acknowledged sets, by completion; value = invocation.
-    acked_by_complete: PrefixMax,
-    /// Deletes and clears that did not fail, by invocation; value = end.
-    absence_by_invoke: PrefixMax,
-    /// Definite mutations (acked set, delete ok/not_found, clear ok), by completion;
-    /// value = invocation.
-    definite_by_complete: PrefixMax,
     /// Definite deletes/clears, by completion; value = invocation.
     definite_absence_by_complete: PrefixMax,
     /// Sets that may have happened (ok, unknown), by invocation; value = end.
@@ -198,7 +181,6 @@ pub fn audit(history: &[Record], options: &Options) -> Report {
     let mut keys: HashMap<&str, KeyIndex> = HashMap::new();
     let mut values: HashMap<&str, usize> = HashMap::new();
     let mut clears = Vec::new();
-    let mut acknowledged = 0;
     for (i, r) in history.iter().enumerate() {
         match r.op {
             Op::Clear => {
@@ -220,24 +202,14 @@ pub fn audit(history: &[Record], options: &Options) -> Report {
                     values.entry(v).or_insert(i);
                 }
             }
-            (Op::Set, outcome) => {
+            (Op::Set, _) => {
                 if let Some(v) = r.value.as_deref() {
                     values.entry(v).or_insert(i);
                 }
                 k.maybe_by_invoke.push(r.invoke_ns, end(r), i);
-                if outcome == Outcome::Ok {
-                    acknowledged += 1;
-                    k.acked_by_complete.push(end(r), r.invoke_ns, i);
-                    k.definite_by_complete.push(end(r), r.invoke_ns, i);
-                }
             }
-            (Op::Delete, Outcome::Fail) => {}
-            (Op::Delete, outcome) => {
-                k.absence_by_invoke.push(r.invoke_ns, end(r), i);
-                if outcome != Outcome::Unknown {
-                    k.definite_by_complete.push(end(r), r.invoke_ns, i);
-                    k.definite_absence_by_complete.push(end(r), r.invoke_ns, i);
-                }
+            (Op::Delete, Outcome::Ok | Outcome::NotFound) => {
+                k.definite_absence_by_complete.push(end(r), r.invoke_ns, i);
             }
             _ => {}
         }
@@ -245,17 +217,12 @@ pub fn audit(history: &[Record], options: &Options) -> Report {
     for &c in &clears {
         let r = &history[c];
         for k in keys.values_mut() {
-            k.absence_by_invoke.push(r.invoke_ns, end(r), c);
             if r.outcome == Outcome::Ok {
-                k.definite_by_complete.push(end(r), r.invoke_ns, c);
                 k.definite_absence_by_complete.push(end(r), r.invoke_ns, c);
             }
         }
     }
     for k in keys.values_mut() {
-        k.acked_by_complete.build();
-        k.absence_by_invoke.build();
-        k.definite_by_complete.build();
         k.definite_absence_by_complete.build();
         k.maybe_by_invoke.build();
     }
@@ -272,19 +239,8 @@ pub fn audit(history: &[Record], options: &Options) -> Report {
             return;
         };
         match seen {
-            Seen::Absent => {
-                let Some((w_invoke, w)) = k.acked_by_complete.below(r.invoke_ns) else {
-                    return;
-                };
-                let _ = w_invoke;
-                let explained = k
-                    .absence_by_invoke
-                    .any_below_above(end(r), history[w].invoke_ns, obs)
-                    .is_some();
-                if !explained {
-                    found.push(lost_write(history, w, obs, key));
-                }
-            }
+            // Lost writes (the key found absent) are `clobber check`'s to decide.
+            Seen::Absent => {}
             Seen::Value(v) => {
                 let Some(&w) = values.get(v) else {
                     found.push(phantom(history, obs, key, v, None));
@@ -316,7 +272,9 @@ pub fn audit(history: &[Record], options: &Options) -> Report {
                     return;
                 }
                 let w_end = end(wr);
-                if let Some((inv, w2)) = k.definite_by_complete.below(r.invoke_ns)
+                // An overwrite by a `set` is a lost write, `clobber check`'s to
+                // decide; one by a delete or clear is a lost delete, decided here.
+                if let Some((inv, w2)) = k.definite_absence_by_complete.below(r.invoke_ns)
                     && w_end != INF
                     && inv > w_end
                     && w2 != w
@@ -353,11 +311,19 @@ pub fn audit(history: &[Record], options: &Options) -> Report {
         }
     };
 
+    let decided = clobber_check::lost::audit(
+        history,
+        &AuditOptions {
+            horizon: options.horizon,
+        },
+    );
+    for proof in &decided.lost {
+        found.push(lost_write(history, proof));
+    }
+    for d in &decided.damaged {
+        found.push(damaged(history, d));
+    }
     for (i, r) in history.iter().enumerate() {
-        if r.error.as_deref().is_some_and(|e| e.starts_with(DAMAGED)) && r.invoke_ns < horizon {
-            found.push(damaged(history, i));
-            continue;
-        }
         let Some(done) = r.complete_ns else { continue };
         if done >= horizon {
             continue;
@@ -401,20 +367,11 @@ pub fn audit(history: &[Record], options: &Options) -> Report {
             .is_some_and(|k| options.sentinels.contains(k));
     }
     found.sort_by_key(|v| v.detected_ns);
-    let mut lost_set = BTreeSet::new();
-    let mut lost_keys = BTreeSet::new();
-    for v in &found {
-        if let Some(w) = v.lost_write {
-            lost_set.insert(w);
-            if let Some(k) = &history[w].key {
-                lost_keys.insert(k.clone());
-            }
-        }
-    }
+    let lost_keys: BTreeSet<String> = decided.lost.iter().map(|l| l.key.clone()).collect();
     Report {
         violations: found,
-        lost: lost_set.len(),
-        acknowledged,
+        lost: decided.lost.len(),
+        acknowledged: decided.acknowledged,
         lost_keys: lost_keys.into_iter().collect(),
         observations,
     }
@@ -427,38 +384,52 @@ enum Seen<'a> {
     Present(&'a str),
 }
 
-fn lost_write(history: &[Record], w: usize, obs: usize, key: &str) -> Violation {
-    let (wr, r) = (&history[w], &history[obs]);
-    let mut witness = vec![wr.clone()];
-    let mut roles = vec!["acknowledged write".to_owned()];
-    if let Some(c) = culprit(history, w, obs) {
-        witness.push(history[c].clone());
-        roles.push("likely culprit: overlapped the write, finished after it".into());
-    }
-    witness.push(r.clone());
-    roles.push(format!("{} finds it absent", r.op));
-    Violation {
-        kind: Kind::LostWrite,
-        key: Some(key.to_owned()),
-        message: format!(
+/// A lost write as `clobber check` proved it, with its witness.
+fn lost_write(history: &[Record], proof: &LostProof) -> Violation {
+    let (wr, r) = (&history[proof.write], &history[proof.observation]);
+    let key = &proof.key;
+    let (witness, roles): (Vec<Record>, Vec<String>) = proof
+        .witness()
+        .into_iter()
+        .map(|(i, role)| (history[i].clone(), role.label().to_owned()))
+        .unzip();
+    let message = match proof.older_write {
+        None => format!(
             "process {} set {key} = {:?} (acknowledged); process {} later found {key} absent, \
              and no delete or clear could have removed it",
             wr.process,
             wr.value.as_deref().unwrap_or(""),
             r.process
         ),
+        Some(o) => format!(
+            "process {} set {key} = {:?} (acknowledged); process {} later read the older \
+             value {:?} (written by process {}): the newer write was lost",
+            wr.process,
+            wr.value.as_deref().unwrap_or(""),
+            r.process,
+            history[o].value.as_deref().unwrap_or(""),
+            history[o].process
+        ),
+    };
+    Violation {
+        kind: if proof.older_write.is_some() {
+            Kind::StaleRead
+        } else {
+            Kind::LostWrite
+        },
+        key: Some(key.clone()),
+        message,
         witness,
         roles,
-        detected_ns: end(r),
+        detected_ns: proof.proven_ns,
         final_state: false,
         sentinel: false,
-        lost_write: Some(w),
+        lost_write: Some(proof.write),
     }
 }
 
 fn stale_read(history: &[Record], w: usize, w2: usize, obs: usize, key: &str) -> Violation {
     let (wr, w2r, r) = (&history[w], &history[w2], &history[obs]);
-    let lost = (w2r.op == Op::Set).then_some(w2);
     Violation {
         kind: Kind::StaleRead,
         key: Some(key.to_owned()),
@@ -480,7 +451,7 @@ fn stale_read(history: &[Record], w: usize, w2: usize, obs: usize, key: &str) ->
         detected_ns: end(r),
         final_state: false,
         sentinel: false,
-        lost_write: lost,
+        lost_write: None,
     }
 }
 
@@ -524,57 +495,31 @@ fn phantom(history: &[Record], obs: usize, key: &str, value: &str, w: Option<usi
     }
 }
 
-fn damaged(history: &[Record], i: usize) -> Violation {
-    let r = &history[i];
+/// A damaged read as `clobber check` found it.
+fn damaged(history: &[Record], d: &DamagedRead) -> Violation {
+    let r = &history[d.record];
     let mut witness = vec![r.clone()];
     let mut roles = vec![format!("{} finds the store damaged", r.op)];
-    let overlapping = history.iter().position(|m| {
-        m.op.is_mutation()
-            && m.process != r.process
-            && m.outcome != Outcome::Fail
-            && m.invoke_ns < end(r)
-            && end(m) > r.invoke_ns
-    });
-    if let Some(m) = overlapping {
+    if let Some(m) = d.concurrent {
         witness.insert(0, history[m].clone());
         roles.insert(0, "concurrent write".into());
     }
     Violation {
         kind: Kind::Damaged,
-        key: r.key.clone(),
+        key: d.key.clone(),
         message: format!(
             "process {} saw a damaged store file during {}: {}",
             r.process,
             r.op,
-            r.error.as_deref().unwrap_or("").trim_start_matches(DAMAGED)
+            d.detail.as_deref().unwrap_or("(no detail)")
         ),
         witness,
         roles,
-        detected_ns: end(r).min(r.invoke_ns.saturating_add(1)),
+        detected_ns: d.proven_ns,
         final_state: false,
         sentinel: false,
         lost_write: None,
     }
-}
-
-/// A definite mutation by another process that overlapped the lost write and
-/// completed after it, before the observation: the likely writer of a stale map.
-fn culprit(history: &[Record], w: usize, obs: usize) -> Option<usize> {
-    let (wr, r) = (&history[w], &history[obs]);
-    let w_end = end(wr);
-    history
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| {
-            m.op.is_mutation()
-                && m.process != wr.process
-                && m.outcome == Outcome::Ok
-                && m.invoke_ns < w_end
-                && end(m) > w_end
-                && end(m) < r.invoke_ns
-        })
-        .min_by_key(|(_, m)| m.invoke_ns)
-        .map(|(i, _)| i)
 }
 
 #[cfg(test)]
@@ -711,10 +656,16 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_read_is_a_violation() {
-        let mut r = rec(1, Get, "k", None, Fail, (10, Some(20)));
-        r.error = Some(format!("{DAMAGED}exit 5: truncated"));
-        let rep = audit(&[r], &Options::default());
+    fn a_damaged_read_is_a_violation_and_a_failed_read_is_not() {
+        let mut r = rec(1, Get, "k", None, Outcome::Damaged, (10, Some(20)));
+        r.detail = Some("exit 5: truncated".into());
+        let rep = audit(&[r.clone()], &Options::default());
+        assert_eq!(rep.violations.len(), 1);
         assert_eq!(rep.violations[0].kind, Kind::Damaged);
+        assert!(rep.violations[0].message.contains("truncated"));
+        r.outcome = Fail;
+        r.detail = None;
+        r.error = Some("exit 3: lock busy".into());
+        assert!(audit(&[r], &Options::default()).violations.is_empty());
     }
 }

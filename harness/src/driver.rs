@@ -3,10 +3,12 @@
 //! library (`lib` mode).
 //!
 //! Either way the result is classified into the history's outcomes: `ok`,
-//! `not_found`, `fail` (the store said it did not happen) and `unknown` (timeout,
-//! crash, I/O error: it may have happened). A failure that means the store file is
-//! damaged carries an `error` starting with [`DAMAGED`]; the audit treats it as a
-//! violation, because a correct store never shows a reader a damaged file.
+//! `not_found`, `fail` (the store said it did not happen), `unknown` (timeout,
+//! crash, I/O error: it may have happened) and `damaged` (a read whose answer was
+//! torn or undecryptable, with a `detail`: the history contract's damaged read,
+//! which `clobber check` and the audit report as a violation, because a correct
+//! store never shows a reader a damaged file). A mutation that finds the file
+//! damaged did not happen: `fail`, its error starting with [`DAMAGED`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,6 +46,8 @@ pub struct Done {
     pub keys: Option<Vec<String>>,
     /// The store's message, for `fail` and `unknown`.
     pub error: Option<String>,
+    /// What was wrong, for `damaged`.
+    pub detail: Option<String>,
     /// The store program could not even be started: the run cannot go on.
     pub fatal: bool,
 }
@@ -55,7 +59,22 @@ impl Done {
             value: None,
             keys: None,
             error: None,
+            detail: None,
             fatal: false,
+        }
+    }
+
+    /// The store file was damaged: a damaged read for `get`/`list`, a failed
+    /// mutation otherwise.
+    fn damaged(op: Op, what: String) -> Self {
+        if matches!(op, Op::Get | Op::List) {
+            Self {
+                outcome: Outcome::Damaged,
+                detail: Some(what),
+                ..Self::ok()
+            }
+        } else {
+            Self::with(Outcome::Fail, format!("{DAMAGED}{what}"))
         }
     }
 
@@ -209,7 +228,7 @@ impl Driver {
                 if store.is_none() || *handle == Handle::PerOp {
                     match options.as_ref().clone().open() {
                         Ok(s) => *store = Some(Box::new(s)),
-                        Err(e) => return lib_error(&e),
+                        Err(e) => return lib_error(call.op, &e),
                     }
                 }
                 let s = store.as_mut().expect("opened above");
@@ -249,10 +268,10 @@ fn exec_lib(store: &mut Store, call: &Call) -> Done {
         }),
         Op::Clear => store.clear().map(|_| Done::ok()),
     };
-    result.unwrap_or_else(|e| lib_error(&e))
+    result.unwrap_or_else(|e| lib_error(call.op, &e))
 }
 
-fn lib_error(e: &clobber_store::Error) -> Done {
+fn lib_error(op: Op, e: &clobber_store::Error) -> Done {
     let damaged = matches!(
         e.kind(),
         ErrorKind::Tampered
@@ -261,7 +280,7 @@ fn lib_error(e: &clobber_store::Error) -> Done {
             | ErrorKind::Corrupt { .. }
     );
     if damaged {
-        Done::with(Outcome::Fail, format!("{DAMAGED}{e}"))
+        Done::damaged(op, e.to_string())
     } else if e.is_definite() {
         Done::with(Outcome::Fail, e.to_string())
     } else {
@@ -385,7 +404,7 @@ pub fn classify(adapter: &Adapter, op: Op, output: &std::process::Output) -> Don
         return Done::with(Outcome::NotFound, stderr);
     }
     if adapter.damaged_exit_codes.contains(&code) {
-        return Done::with(Outcome::Fail, format!("{DAMAGED}exit {code}: {stderr}"));
+        return Done::damaged(op, format!("exit {code}: {stderr}"));
     }
     if adapter.fail_exit_codes.contains(&code) {
         return Done::with(Outcome::Fail, format!("exit {code}: {stderr}"));
@@ -449,8 +468,15 @@ mod tests {
     #[test]
     fn damaged_fail_unknown_and_signals_are_told_apart() {
         let damaged = classify(&reference(), Op::Get, &out(Some(5), 0, "", "truncated"));
-        assert_eq!(damaged.outcome, Outcome::Fail);
-        assert!(damaged.error.unwrap().starts_with(DAMAGED));
+        assert_eq!(damaged.outcome, Outcome::Damaged);
+        assert_eq!(damaged.detail.as_deref(), Some("exit 5: truncated"));
+        let set = classify(&reference(), Op::Set, &out(Some(5), 0, "", "truncated"));
+        assert_eq!(
+            set.outcome,
+            Outcome::Fail,
+            "a write that finds damage did not happen"
+        );
+        assert!(set.error.unwrap().starts_with(DAMAGED));
         let busy = classify(&reference(), Op::Set, &out(Some(3), 0, "", "lock busy"));
         assert_eq!(busy.outcome, Outcome::Fail);
         assert!(!busy.error.unwrap().starts_with(DAMAGED));

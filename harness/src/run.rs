@@ -680,7 +680,7 @@ fn final_op(driver: &mut Driver, process: u64, op: Op, key: Option<String>) -> R
         invoke_ns,
         complete_ns: (done.outcome != Outcome::Unknown).then_some(complete_ns),
         error: done.error,
-        detail: None,
+        detail: done.detail,
     }
 }
 

@@ -161,7 +161,7 @@ pub fn worker_main(spec_path: &Path) -> Result<i32> {
                         complete_ns: (outcome != clobber_check::history::Outcome::Unknown)
                             .then_some(complete_ns),
                         error: done.error.clone(),
-                        detail: None,
+                        detail: done.detail,
                     };
                     write_record(&mut out, &record)
                         .and_then(|()| out.flush())

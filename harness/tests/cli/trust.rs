@@ -434,3 +434,156 @@ fn sigterm_during_the_final_state_list_kills_that_list() {
     let left = survivors_after(&marker, Duration::from_secs(2));
     assert_eq!(left, Vec::<String>::new(), "processes left behind");
 }
+
+/// `clobber check --json` on `history`: (verdict, lost, acknowledged).
+fn check_json(history: &Path) -> (String, u64, u64) {
+    let out = clobber(&["check", "--json", history.to_str().unwrap()]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("clobber check --json: {e}\n{}", text(&out)));
+    (
+        r["verdict"].as_str().unwrap_or_default().to_owned(),
+        r["lost_writes"].as_array().map_or(0, |l| l.len() as u64),
+        r["acknowledged_writes"].as_u64().unwrap_or(0),
+    )
+}
+
+#[test]
+fn run_and_check_agree_on_verdict_and_lost_count_for_every_scenario_and_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores = vec!["reference".to_owned()];
+    stores.extend(
+        clobber_store::Protocol::FAULTS
+            .iter()
+            .map(|p| format!("reference:{}", p.name())),
+    );
+    let mut disagreements = Vec::new();
+    let mut runs = 0;
+    let mut violations = 0;
+    for scenario in super::scenarios() {
+        for store in &stores {
+            let slug = format!("{}-{store}", scenario.replace('/', "_")).replace(':', "_");
+            let hist = dir.path().join(format!("{slug}.jsonl"));
+            let json_path = dir.path().join(format!("{slug}.json"));
+            let out = clobber(&[
+                "run",
+                &scenario,
+                "--store",
+                store,
+                "--seed",
+                "9",
+                "--max-duration-ms",
+                "700",
+                "--quiet",
+                "--history",
+                hist.to_str().unwrap(),
+                "--json",
+                json_path.to_str().unwrap(),
+            ]);
+            assert!(
+                matches!(out.status.code(), Some(0..=2)),
+                "{scenario} {store}\n{}",
+                text(&out)
+            );
+            runs += 1;
+            let r = json(&json_path);
+            let run_verdict = r["verdict"].as_str().unwrap().to_owned();
+            let (check_verdict, lost, acked) = check_json(&hist);
+            if run_verdict == "violation" {
+                violations += 1;
+            }
+            // The store file's integrity is not in the history: a run that fails
+            // only that check is the one verdict `clobber check` cannot see.
+            let only_integrity = r["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["status"] == "violation")
+                .all(|c| c["name"] == "store integrity");
+            let agree = match (run_verdict.as_str(), check_verdict.as_str()) {
+                ("violation", "violation") | ("pass", "ok") => true,
+                ("violation", _) => only_integrity,
+                // Inconclusive runs (unknowns above the threshold, an unresponsive
+                // store) are never a pass; the checker must not prove a violation.
+                ("inconclusive", v) => v != "violation",
+                _ => false,
+            };
+            if !agree
+                || r["lost"].as_u64() != Some(lost)
+                || r["acknowledged"].as_u64() != Some(acked)
+            {
+                disagreements.push(format!(
+                    "{scenario} {store}: run {run_verdict} Lost {} / {}, check {check_verdict} \
+                     Lost {lost} / {acked}",
+                    r["lost"], r["acknowledged"]
+                ));
+            }
+        }
+    }
+    assert!(runs >= 6 * 9, "{runs} runs");
+    assert!(
+        violations >= 6,
+        "the faults were caught in {violations} runs"
+    );
+    assert_eq!(disagreements, Vec::<String>::new());
+}
+
+#[test]
+fn audit_and_check_agree_on_lost_writes_over_generated_histories() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut with_losses = 0;
+    for seed in 1..=30 {
+        let hist = dir.path().join(format!("gen-{seed}.jsonl"));
+        let mut args = vec![
+            "gen".to_owned(),
+            "--ops".into(),
+            "300".into(),
+            "--keys".into(),
+            "4".into(),
+            "--clients".into(),
+            "6".into(),
+            "--delete".into(),
+            "15".into(),
+            "--list".into(),
+            "3".into(),
+            "--indeterminate".into(),
+            "0.05".into(),
+            "--seed".into(),
+            seed.to_string(),
+            "--output".into(),
+            hist.to_str().unwrap().into(),
+        ];
+        if seed % 2 == 0 {
+            args.extend(["--inject".into(), "lost-write".into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = clobber(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let records = clobber_check::history::read_jsonl(std::io::BufReader::new(
+            std::fs::File::open(&hist).unwrap(),
+        ))
+        .unwrap();
+        let audit = clobber::audit::audit(&records, &clobber::audit::Options::default());
+        let (verdict, lost, acked) = check_json(&hist);
+        assert_eq!(
+            (audit.lost as u64, audit.acknowledged as u64),
+            (lost, acked),
+            "seed {seed}: audit Lost {} / {}, check Lost {lost} / {acked}",
+            audit.lost,
+            audit.acknowledged
+        );
+        if !audit.violations.is_empty() {
+            assert_eq!(
+                verdict, "violation",
+                "seed {seed}: the audit found {:?}",
+                audit.violations[0].message
+            );
+        }
+        if lost > 0 {
+            with_losses += 1;
+        }
+    }
+    assert!(
+        with_losses >= 5,
+        "losses were planted and found: {with_losses}"
+    );
+}
