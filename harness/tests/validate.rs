@@ -132,7 +132,10 @@ fn validate_fails_with_exit_1_on_every_scenario_when_the_store_keeps_a_stale_sna
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("verdict: VIOLATION (exit 1)"), "{stdout}");
-    assert!(stdout.contains("replay: clobber run "), "{stdout}");
+    assert!(
+        stdout.contains("replay: ") && stdout.contains(" clobber run "),
+        "{stdout}"
+    );
     let v = json(&j);
     for c in v["cells"].as_array().expect("cells") {
         assert_eq!(c["verdict"], "violation", "every scenario catches it: {c}");
