@@ -293,3 +293,38 @@ fn a_program_that_may_not_be_traced_is_exit_5_naming_the_fix() {
         "{stderr}"
     );
 }
+
+#[test]
+fn node_with_its_worker_threads_is_followed_and_its_output_unchanged() {
+    if Command::new("node").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: node is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log.jsonl");
+    let script = "const fs = require('fs'); const p = process.argv[1]; \
+                  fs.writeFileSync(p + '/a', 'node'); fs.renameSync(p + '/a', p + '/b'); \
+                  console.log(fs.readFileSync(p + '/b', 'utf8'));";
+    let out = perturbed(
+        &["--schedule", "noise:200"],
+        &[
+            "node".as_ref(),
+            "-e".as_ref(),
+            script.as_ref(),
+            dir.path().as_os_str(),
+        ],
+        &log,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "node\n");
+    let c = records(&log)[0].counters().clone();
+    assert!(c.tasks > 1, "node's threads were not followed: {c:?}");
+    assert!(
+        c.total().delayed > 0 && c.calls.keys().any(|k| k.starts_with("rename")),
+        "{c:?}"
+    );
+}
