@@ -231,6 +231,13 @@ pub(crate) fn decide(
             reason: None,
             seeds: Vec::new(),
         },
+        search::Outcome::Paused => PartDecision {
+            verdict: Verdict::Unknown,
+            method: Method::Search,
+            witness: None,
+            reason: Some("the search was paused".into()),
+            seeds: Vec::new(),
+        },
         search::Outcome::Unknown(reason) => PartDecision {
             verdict: Verdict::Unknown,
             method: Method::Search,
@@ -579,8 +586,16 @@ pub fn check_register(h: &crate::import::RegisterHistory, options: &CheckOptions
     report
 }
 
-/// Check a history against any [`Model`]: partition, search each part in parallel,
-/// shrink violations by removing observations only.
+/// Check a history against any [`Model`]: partition, search the parts side by side,
+/// stop at the first part that proves a violation, shrink its witness by removing
+/// observations only.
+///
+/// The parts run on up to [`MODEL_THREADS`] threads at once, more than there are
+/// cores, so that the operating system shares the time among them: a part whose
+/// violation is quick to prove is not stuck behind a part whose search is long.
+/// Once one part proves a violation the verdict is settled, so the parts still
+/// running stop and are reported `Unknown` with the reason (as Porcupine does, it
+/// does not exhaust every part to find every violation).
 #[must_use]
 pub fn check_model<M: Model>(
     model: &M,
@@ -588,25 +603,79 @@ pub fn check_model<M: Model>(
     history: &[Entry<M::Input, M::Output>],
     options: &CheckOptions,
 ) -> CheckReport {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let started = Instant::now();
     let budget = Budget::new(options.time_budget, options.memory_budget);
     let mut parts = model.partition(history);
     parts.sort_by_key(|p| std::cmp::Reverse(p.1.len()));
+    let stop = AtomicBool::new(false);
+    let next = AtomicUsize::new(0);
+    let first_violation: Mutex<Option<String>> = Mutex::new(None);
+    let outcomes: Mutex<Vec<Option<search::Outcome>>> = Mutex::new(vec![None; parts.len()]);
+    let threads = parts.len().clamp(1, MODEL_THREADS);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let p = next.fetch_add(1, Ordering::Relaxed);
+                    if p >= parts.len() || stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let ops: Vec<Entry<M::Input, M::Output>> =
+                        parts[p].1.iter().map(|&i| history[i].clone()).collect();
+                    let limit = search::Limit {
+                        max_steps: u64::MAX,
+                        stop: Some(&stop),
+                    };
+                    let out =
+                        search::search_bounded(model, &ops, &[], &mut NoPrune, &budget, limit);
+                    if matches!(out, search::Outcome::Violation { .. }) {
+                        let mut first = first_violation.lock().expect("not poisoned");
+                        first.get_or_insert_with(|| parts[p].0.clone());
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    outcomes.lock().expect("not poisoned")[p] = Some(out);
+                }
+            });
+        }
+    });
+    let outcomes = outcomes.into_inner().expect("not poisoned");
+    let first = first_violation.into_inner().expect("not poisoned");
+    let stopped_reason = |first: &Option<String>| {
+        format!(
+            "not decided: the check stopped once partition {:?} proved a violation",
+            first.as_deref().unwrap_or("?")
+        )
+    };
+    // Shrinking gets its own budget (the search's may have been used up).
+    let left = budget.deadline.saturating_duration_since(Instant::now());
+    let shrink_budget = Budget::new(left, options.memory_budget);
     let partitions: Vec<PartitionReport> = parts
-        .par_iter()
-        .with_max_len(1)
-        .map(|(key, idx)| {
+        .iter()
+        .zip(outcomes)
+        .map(|((key, idx), outcome)| {
             let ops: Vec<Entry<M::Input, M::Output>> =
                 idx.iter().map(|&i| history[i].clone()).collect();
-            let outcome = search::search(model, &ops, &mut NoPrune, &budget);
             let (verdict, witness, reason) = match outcome {
-                search::Outcome::Ok => (Verdict::Ok, None, None),
-                search::Outcome::Unknown(r) => (Verdict::Unknown, None, Some(r)),
-                search::Outcome::Violation { .. } => {
+                Some(search::Outcome::Ok) => (Verdict::Ok, None, None),
+                Some(search::Outcome::Unknown(r)) => (Verdict::Unknown, None, Some(r)),
+                None | Some(search::Outcome::Paused) => {
+                    (Verdict::Unknown, None, Some(stopped_reason(&first)))
+                }
+                Some(search::Outcome::Violation { frontier }) => {
+                    // The search never got past the completion of `frontier`, in any
+                    // order: the operations invoked by then are a violation already.
+                    let cut = ops[frontier].end();
+                    let prefix: Vec<usize> =
+                        (0..ops.len()).filter(|&i| ops[i].invoke <= cut).collect();
+                    let sub: Vec<Entry<M::Input, M::Output>> =
+                        prefix.iter().map(|&i| ops[i].clone()).collect();
                     let (w, minimal) = if options.shrink {
-                        shrink::shrink_observations(model, &ops, &budget)
+                        let (w, minimal) = shrink::shrink_observations(model, &sub, &shrink_budget);
+                        (w.into_iter().map(|i| prefix[i]).collect(), minimal)
                     } else {
-                        ((0..ops.len()).collect(), false)
+                        (prefix, false)
                     };
                     let describe =
                         |e: &Entry<M::Input, M::Output>| model.describe(&e.input, &e.output);
@@ -644,10 +713,25 @@ pub fn check_model<M: Model>(
         times_are_lines: false,
         start_ns: history.iter().map(|o| o.invoke).min().unwrap_or(0),
     };
+    if first.is_some()
+        && report
+            .partitions
+            .iter()
+            .any(|p| p.verdict == Verdict::Unknown)
+    {
+        report.notes.push(
+            "the check stops at the first partition that proves a violation; the partitions \
+             still being searched then are reported unknown"
+                .into(),
+        );
+    }
     report.finish();
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     report
 }
+
+/// How many partitions [`check_model`] searches at once (threads, time-shared).
+pub const MODEL_THREADS: usize = 16;
 
 fn generic_witness_ops<I, O>(
     ops: &[Entry<I, O>],

@@ -495,6 +495,31 @@ pub struct BenchArgs {
     /// Small sizes (a smoke test of the command, not a measurement).
     #[arg(long)]
     pub quick: bool,
+    /// Porcupine's key/value histories and their expected verdicts
+    /// (`expected.tsv`); skipped with a note when absent.
+    #[arg(long, default_value = "check/testdata/porcupine-kv")]
+    pub porcupine: PathBuf,
+}
+
+/// The rows of a Porcupine `expected.tsv`: (file, expected exit code).
+fn porcupine_rows(dir: &std::path::Path) -> Option<Vec<(String, u8)>> {
+    let table = std::fs::read_to_string(dir.join("expected.tsv")).ok()?;
+    Some(
+        table
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(|l| {
+                let mut cols = l.split('\t');
+                let file = cols.next()?.to_owned();
+                let code = match cols.next()? {
+                    "ok" => 0,
+                    "violation" => 1,
+                    _ => return None,
+                };
+                Some((file, code))
+            })
+            .collect(),
+    )
 }
 
 /// One benchmark scenario.
@@ -599,6 +624,10 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
         "scenario", "ops", "verdict", "wall ms", "parse ms", "check ms", "cpu ms", "peak MiB"
     );
     let mut commands = Vec::new();
+    let mut wrong = 0;
+    // (name, file, extra flags, target, expected exit code)
+    type Row = (String, PathBuf, Vec<&'static str>, String, Option<u8>);
+    let mut rows: Vec<Row> = Vec::new();
     for s in scenarios(args.quick) {
         if args
             .only
@@ -626,12 +655,42 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             gen_command(&s.history, &file),
             file.display()
         ));
+        let expected = s.history.inject.map(|_| 1);
+        rows.push((s.name, file, Vec::new(), s.target.to_owned(), expected));
+    }
+    match porcupine_rows(&args.porcupine) {
+        Some(table) => {
+            for (file, code) in table {
+                let name = format!("Porcupine kv {file}");
+                if args
+                    .only
+                    .as_ref()
+                    .is_some_and(|o| !name.contains(o.as_str()))
+                {
+                    continue;
+                }
+                let path = args.porcupine.join(&file);
+                commands.push(format!(
+                    "/usr/bin/time -v clobber check --format edn {} --stats",
+                    path.display()
+                ));
+                let target = format!("{}, < 1 s", if code == 0 { "ok" } else { "violation" });
+                rows.push((name, path, vec!["--format", "edn"], target, Some(code)));
+            }
+        }
+        None => eprintln!(
+            "clobber bench: no {}/expected.tsv: Porcupine's histories skipped (--porcupine DIR)",
+            args.porcupine.display()
+        ),
+    }
+    for (name, file, extra, target, expected) in rows {
         let mut best: Option<(f64, String, u8)> = None;
         for _ in 0..args.runs.max(1) {
             let started = Instant::now();
             let out = std::process::Command::new(&exe)
                 .arg("check")
                 .arg(&file)
+                .args(&extra)
                 .arg("--stats")
                 .stdout(std::process::Stdio::null())
                 .output();
@@ -662,28 +721,37 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
                 .unwrap_or("?")
                 .to_owned()
         };
-        let verdict = match code {
+        let mut verdict = match code {
             0 => "ok",
             1 => "violation",
             2 => "unknown",
             _ => "error",
-        };
+        }
+        .to_owned();
+        if expected.is_some_and(|e| e != code) || (expected.is_none() && code != 0) {
+            verdict = format!("WRONG:{verdict}");
+            wrong += 1;
+        }
         println!(
             "{:<52} {:>9} {:>10} {:>9.0} {:>9} {:>9} {:>9} {:>9}  {}",
-            s.name,
-            s.history.ops,
+            name,
+            field("ops="),
             verdict,
             wall,
             field("parse_ms="),
             field("check_ms="),
             field("cpu_ms="),
             field("peak_rss_mib="),
-            s.target
+            target
         );
     }
     println!("\nTo reproduce one row:");
     for c in commands {
         println!("{c}");
+    }
+    if wrong > 0 {
+        eprintln!("clobber bench: {wrong} verdict(s) differ from the expected one");
+        return 1;
     }
     0
 }

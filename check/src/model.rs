@@ -79,6 +79,13 @@ pub trait Model: Sync {
         vec![("all".to_owned(), (0..history.len()).collect())]
     }
 
+    /// Heap bytes a state holds beyond its own size (e.g. a string's buffer), so that
+    /// the search can charge its memo to the memory budget. The default, 0, is right
+    /// for states without heap data.
+    fn state_bytes(&self, _state: &Self::State) -> usize {
+        0
+    }
+
     /// A short human description of an operation, e.g. `set k=v1 -> ok`.
     fn describe(&self, input: &Self::Input, output: &Self::Output) -> String;
 

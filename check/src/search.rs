@@ -22,6 +22,11 @@
 //! overflow it; interchangeable ones (writes of values nobody reads, removals) can
 //! instead be passed as [`Ghosts`], which cost one counter each in the memo key.
 //!
+//! The memo stores each distinct model state once and keys entries by its number,
+//! so a memo entry costs the same few dozen bytes whatever the state (a string that
+//! grows with every `append` is stored once, not once per configuration), and both
+//! count against the memory budget: the state by [`Model::state_bytes`].
+//!
 //! Two rules keep the branching down. An *observation* (an operation that never
 //! changes the state, such as a read) that is legal in the current state is
 //! linearized at once, as a forced move: it changes nothing, everything that must
@@ -30,7 +35,7 @@
 //! model uses it when values are unique (a value still awaited by a pending read may
 //! not be overwritten).
 
-use hashbrown::HashSet;
+use hashbrown::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -94,6 +99,28 @@ pub enum Outcome {
     },
     /// The budget ran out, or the window exceeded 128 operations.
     Unknown(String),
+    /// The [`Limit`] of this call was reached (its step count, or its stop flag):
+    /// not decided yet; the caller may search again with a larger limit.
+    Paused,
+}
+
+/// A per-call bound on the search, on top of the shared [`Budget`]: lets a caller
+/// share its time among partitions in rounds, and stop the rest once one partition
+/// has proven a violation.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit<'a> {
+    /// Pause after this many search steps.
+    pub max_steps: u64,
+    /// Pause as soon as this is set (checked every few thousand steps).
+    pub stop: Option<&'a AtomicBool>,
+}
+
+impl Limit<'_> {
+    /// No limit beyond the budget.
+    pub const NONE: Limit<'static> = Limit {
+        max_steps: u64::MAX,
+        stop: None,
+    };
 }
 
 /// Domain knowledge that lets the search skip dead branches. It must never reject a
@@ -161,7 +188,12 @@ struct Frame<S> {
     cursor: Option<(u64, u32)>,
 }
 
-const MEMO_ENTRY_BYTES: usize = 64;
+/// What one memo entry costs, hash table overhead included: the key is 32 bytes
+/// (position, window bitset, ghost counters, state number), and a hash table holds
+/// up to twice its length in slots while it grows.
+const MEMO_ENTRY_BYTES: usize = 80;
+/// What one distinct state costs besides its heap bytes (map slot, hash, number).
+const STATE_ENTRY_BYTES: usize = 48;
 
 /// Search for a linearization of `history` (one partition) under `model`.
 pub fn search<M: Model, P: Prune<M>>(
@@ -181,13 +213,28 @@ pub const GHOST_CLASSES: usize = 2;
 
 /// [`search`], with interchangeable indeterminate operations handled in bulk (see
 /// [`Ghosts`]; at most [`GHOST_CLASSES`] classes).
-#[allow(clippy::too_many_lines)]
 pub fn search_with_ghosts<M: Model, P: Prune<M>>(
     model: &M,
     history: &[Entry<M::Input, M::Output>],
     ghosts: &[Ghosts<M::State>],
     prune: &mut P,
     budget: &Budget,
+) -> Outcome
+where
+    M::State: Hash + Eq,
+{
+    search_bounded(model, history, ghosts, prune, budget, Limit::NONE)
+}
+
+/// [`search_with_ghosts`] that pauses ([`Outcome::Paused`]) at `limit`.
+#[allow(clippy::too_many_lines)]
+pub fn search_bounded<M: Model, P: Prune<M>>(
+    model: &M,
+    history: &[Entry<M::Input, M::Output>],
+    ghosts: &[Ghosts<M::State>],
+    prune: &mut P,
+    budget: &Budget,
+    limit: Limit<'_>,
 ) -> Outcome
 where
     M::State: Hash + Eq,
@@ -238,7 +285,10 @@ where
     let mut window: u128 = 0;
     let mut slot_op = [u32::MAX; 128];
     let mut cur_e = 0usize;
-    let mut memo: HashSet<(u32, u128, [u32; GHOST_CLASSES], M::State)> = HashSet::new();
+    let mut memo: HashSet<(u32, u128, [u32; GHOST_CLASSES], u32)> = HashSet::new();
+    // Each distinct state of a memo entry, once, with its number.
+    let mut states: HashMap<M::State, u32> = HashMap::new();
+    let mut charged = 0usize;
     let mut stack: Vec<Frame<M::State>> = Vec::new();
     let mut deepest = (0usize, 0usize);
     let mut steps = 0u64;
@@ -306,7 +356,10 @@ where
         }
         let e32 = u32::try_from(e).expect("fewer than 2^32 events");
         let mut backtrack = false;
-        if !memo.contains(&(e32, lin, ghost, state.clone())) {
+        let known = states
+            .get(&state)
+            .is_some_and(|&sid| memo.contains(&(e32, lin, ghost, sid)));
+        if !known {
             stack.push(Frame {
                 e,
                 lin,
@@ -321,19 +374,37 @@ where
         // Pick the next candidate from the top frame, backtracking as needed.
         loop {
             steps += 1;
-            if steps.is_multiple_of(4096)
-                && let Some(reason) = budget.exceeded()
-            {
-                break 'search Outcome::Unknown(reason);
+            if steps.is_multiple_of(4096) {
+                if let Some(reason) = budget.exceeded() {
+                    break 'search Outcome::Unknown(reason);
+                }
+                if steps >= limit.max_steps || limit.stop.is_some_and(|s| s.load(Ordering::Relaxed))
+                {
+                    break 'search Outcome::Paused;
+                }
             }
             if backtrack {
                 // The top frame is exhausted (or was memoised): drop back to its parent.
                 if let Some(done) = stack.pop() {
                     let fe = u32::try_from(done.e).expect("fewer than 2^32 events");
-                    if memo.insert((fe, done.lin, done.ghost, done.state)) {
-                        budget
-                            .memory_used
-                            .fetch_add(MEMO_ENTRY_BYTES, Ordering::Relaxed);
+                    let next_id = u32::try_from(states.len()).expect("fewer than 2^32 states");
+                    let mut cost = 0;
+                    let sid = *states.entry(done.state).or_insert_with_key(|st| {
+                        cost += STATE_ENTRY_BYTES + model.state_bytes(st);
+                        next_id
+                    });
+                    if memo.insert((fe, done.lin, done.ghost, sid)) {
+                        cost += MEMO_ENTRY_BYTES;
+                    }
+                    charged += cost;
+                    let used = budget.memory_used.fetch_add(cost, Ordering::Relaxed) + cost;
+                    // Checked at once, not every few thousand steps: one step may
+                    // add a large state.
+                    if used > budget.memory_limit {
+                        break 'search Outcome::Unknown(format!(
+                            "memory budget exceeded ({} MiB of search caches)",
+                            used >> 20
+                        ));
                     }
                 }
                 backtrack = false;
@@ -424,9 +495,7 @@ where
             continue 'search;
         }
     };
-    budget
-        .memory_used
-        .fetch_sub(memo.len() * MEMO_ENTRY_BYTES, Ordering::Relaxed);
+    budget.memory_used.fetch_sub(charged, Ordering::Relaxed);
     outcome
 }
 
