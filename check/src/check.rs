@@ -590,7 +590,7 @@ pub fn check_register(h: &crate::import::RegisterHistory, options: &CheckOptions
 /// stop at the first part that proves a violation, shrink its witness by removing
 /// observations only.
 ///
-/// The parts run on up to [`MODEL_THREADS`] threads at once, more than there are
+/// The parts run on up to 16 threads at once, more than there are
 /// cores, so that the operating system shares the time among them: a part whose
 /// violation is quick to prove is not stuck behind a part whose search is long.
 /// Once one part proves a violation the verdict is settled, so the parts still
