@@ -26,6 +26,7 @@ mod error;
 pub mod html;
 pub mod perf;
 pub mod perturbation;
+pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod run;

@@ -184,9 +184,9 @@ struct ValidateArgs {
 
 #[derive(clap::Args, Debug)]
 struct PerfArgs {
-    /// The throughput scenario.
-    #[arg(default_value = "scenarios/throughput.toml")]
-    scenario: PathBuf,
+    /// The throughput scenario (default: the one shipped with clobber, so that
+    /// `clobber perf` works from any directory).
+    scenario: Option<PathBuf>,
     /// Sequential samples for the per-operation figures.
     #[arg(long, default_value_t = 200)]
     samples: usize,
@@ -213,20 +213,28 @@ fn main() -> ExitCode {
                 ExitCode::from(e.exit_code())
             }
         },
-        Command::Perf(args) => match clobber::perf::perf(&args.scenario, args.samples) {
-            Ok(p) => {
-                print!("{}", p.render_text(args.samples, &args.scenario));
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("clobber perf: {e}");
-                ExitCode::from(e.exit_code())
-            }
-        },
+        Command::Perf(args) => perf_command(&args),
         Command::Run(args) => run_command(&args),
         Command::Perturb(args) => {
             let exe = std::env::current_exe().unwrap_or_else(|_| "clobber".into());
             clobber_perturb::cli::main(args, &[exe.into(), "__perturb".into(), "--exec".into()])
+        }
+    }
+}
+
+fn perf_command(args: &PerfArgs) -> ExitCode {
+    let scenario = match &args.scenario {
+        Some(s) => Ok(s.clone()),
+        None => clobber::validate::shipped_scenario("throughput.toml"),
+    };
+    match scenario.and_then(|s: PathBuf| Ok((clobber::perf::perf(&s, args.samples)?, s))) {
+        Ok((p, scenario)) => {
+            print!("{}", p.render_text(args.samples, &scenario));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("clobber perf: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

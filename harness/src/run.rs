@@ -602,9 +602,21 @@ fn watch(config: &RunConfig, plan: &Plan, workers: &mut [Worker], epoch: u64) ->
             }
         }
         if let Some(pb) = &progress {
+            let states: Vec<crate::progress::WorkerProgress<'_>> = workers
+                .iter()
+                .map(|w| crate::progress::WorkerProgress {
+                    role: &w.spec.role,
+                    ops: w.tail.records.len(),
+                    exited: w.exited.is_some(),
+                })
+                .collect();
             pb.set_message(format!(
-                "{:.1}s  {total} ops  {} workers live{}",
-                (now_ns().saturating_sub(epoch)) as f64 / 1e9,
+                "{}  {total} ops  {} workers live{}",
+                crate::progress::line(
+                    &states,
+                    (now_ns().saturating_sub(epoch)) as f64 / 1e9,
+                    max_duration_ms as f64 / 1e3
+                ),
                 workers.iter().filter(|w| w.exited.is_none()).count(),
                 if early { "  VIOLATION" } else { "" }
             ));

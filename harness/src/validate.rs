@@ -560,24 +560,33 @@ pub fn scenario_files(dir: Option<&Path>) -> Result<Vec<Scenario>> {
             }
             files
         }
-        None => {
-            let dir = std::env::temp_dir()
-                .join(format!("clobber-scenarios-{}", env!("CARGO_PKG_VERSION")));
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| Error::io("create the scenario directory", &dir, e))?;
-            let mut files = Vec::new();
-            for (name, text) in SHIPPED {
-                let path = dir.join(name);
-                if std::fs::read_to_string(&path).ok().as_deref() != Some(*text) {
-                    std::fs::write(&path, text)
-                        .map_err(|e| Error::io("write a shipped scenario", &path, e))?;
-                }
-                files.push(path);
-            }
-            files
-        }
+        None => SHIPPED
+            .iter()
+            .map(|(name, _)| shipped_scenario(name))
+            .collect::<Result<_>>()?,
     };
     files.iter().map(|f| Scenario::load(f)).collect()
+}
+
+/// The path of shipped scenario `name` (`throughput.toml`): the copy compiled into
+/// this binary, written (once per version) under the system's temporary directory,
+/// so that an installed `clobber` works from any directory.
+///
+/// # Errors
+/// Unknown name, or the copy cannot be written.
+pub fn shipped_scenario(name: &str) -> Result<PathBuf> {
+    let (_, text) = SHIPPED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| Error::usage(format!("no shipped scenario {name}")))?;
+    let dir = std::env::temp_dir().join(format!("clobber-scenarios-{}", env!("CARGO_PKG_VERSION")));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io("create the scenario directory", &dir, e))?;
+    let path = dir.join(name);
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(*text) {
+        std::fs::write(&path, text).map_err(|e| Error::io("write a shipped scenario", &path, e))?;
+    }
+    Ok(path)
 }
 
 /// Seconds one scenario should take when one operation of the store takes

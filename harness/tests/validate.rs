@@ -339,3 +339,75 @@ fn html_of_a_checked_history_stays_small_and_draws_the_planted_lost_write() {
     assert!(dom.contains("data-rendered=\"ok\""));
     assert!(dom.contains("<tr data-op=\"v1w1\">"));
 }
+
+#[test]
+fn perf_runs_from_outside_the_repository_with_the_shipped_throughput_scenario() {
+    let dir = out_dir("perf-elsewhere");
+    let out = Command::new(clobber_bin())
+        .args(["perf", "--samples", "3"])
+        .current_dir(&dir)
+        .env("CLOBBER_STORE_BIN", store_bin())
+        .env("TMPDIR", &dir)
+        .output()
+        .expect("clobber runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("throughput.toml") && stdout.contains("ops/s"),
+        "{stdout}"
+    );
+}
+
+fn store(args: &[&str], stdin: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(store_bin())
+        .args(args)
+        .env("CLOBBER_STORE_PASSPHRASE", "test")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("clobber-store runs");
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes());
+    child.wait_with_output().expect("clobber-store ends")
+}
+
+#[test]
+fn store_set_with_a_value_argument_says_the_value_comes_from_stdin() {
+    let dir = out_dir("store-set-argv");
+    let path = dir.join("s");
+    let out = store(
+        &["--store", path.to_str().unwrap(), "set", "NAME", "VALUE"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("standard input"), "{stderr}");
+    assert!(!path.exists(), "nothing was written");
+}
+
+#[test]
+fn store_reading_a_path_whose_directory_does_not_exist_says_the_store_does_not_exist() {
+    let out = store(&["--store", "/nonexistent/dir/s", "get", "x"], "");
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not exist") && !stderr.contains("secret not found"),
+        "{stderr}"
+    );
+    // A store file not created yet, in a directory that exists, is an empty store:
+    // the name is not found (exit 1, the contract adapters rely on), and it says so.
+    let dir = out_dir("store-not-yet");
+    let path = dir.join("s");
+    let out = store(&["--store", path.to_str().unwrap(), "get", "x"], "");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("secret not found: x"),
+        "{}",
+        text(&out)
+    );
+}

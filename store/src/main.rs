@@ -102,6 +102,9 @@ enum Command {
     Set {
         /// The secret's name.
         name: String,
+        /// Refused: the value comes from standard input, never from argv.
+        #[arg(hide = true)]
+        value: Option<String>,
     },
     /// Print NAME's value followed by a newline; exit 1 if it is not set.
     Get {
@@ -202,6 +205,16 @@ fn read_value(name: &str) -> Result<Zeroizing<String>, Failure> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    if let Command::Set {
+        name,
+        value: Some(_),
+    } = &cli.command
+    {
+        return Err(usage(format!(
+            "set takes the value on standard input, not as an argument (argv is visible \
+             to every process): printf '%s' VALUE | clobber-store set {name}"
+        )));
+    }
     let global = &cli.global;
     let path = global
         .store
@@ -222,6 +235,21 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             p
         }
     };
+    // Reading a store whose directory does not exist is a wrong path, not an empty
+    // store: say so rather than "secret not found".
+    if !matches!(cli.command, Command::Init { .. } | Command::Set { .. })
+        && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        return Err(Failure {
+            code: 6,
+            message: format!(
+                "the store {} does not exist (no directory {})",
+                path.display(),
+                dir.display()
+            ),
+        });
+    }
     let key = key_source(global)?;
     let mut options = StoreOptions::new(path, key)
         .protocol(protocol)
@@ -243,13 +271,18 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     }
     let mut store: Store = options.open()?;
     let mut out = std::io::stdout().lock();
+    let missing = !store.path().exists();
     let not_found = |name: &str| Failure {
         code: 1,
-        message: format!("secret not found: {name}"),
+        message: if missing {
+            format!("secret not found: {name} (the store does not exist yet)")
+        } else {
+            format!("secret not found: {name}")
+        },
     };
     match &cli.command {
         Command::Init { .. } => store.init()?,
-        Command::Set { name } => {
+        Command::Set { name, .. } => {
             let value = read_value(name)?;
             store.set(name, &value)?;
         }
