@@ -162,7 +162,7 @@ struct ValidateArgs {
     /// Run every *.toml in DIR instead of the scenarios shipped with clobber.
     #[arg(long, value_name = "DIR")]
     scenarios: Option<PathBuf>,
-    /// Comma-separated variants to run (see below).
+    /// Comma-separated variants to run, or `all` (see below).
     #[arg(long, value_delimiter = ',')]
     variants: Vec<String>,
     /// Seed of run 1 (run r uses SEED + r - 1; default: random, printed).

@@ -58,6 +58,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
         "throughput.toml",
         include_str!("../../scenarios/throughput.toml"),
     ),
+    (
+        "lock-storm.toml",
+        include_str!("../../scenarios/lock-storm.toml"),
+    ),
 ];
 
 /// One way of running every scenario. Adding a fault mode to `validate` is adding
@@ -84,6 +88,16 @@ pub const VARIANTS: &[Variant] = &[
         default: true,
         applies: |_| true,
         configure: |c| c.mode = Some(Mode::Cli),
+    },
+    Variant {
+        name: "perturb",
+        about: "cli, every store process under the syscall perturber (`--perturb default`)",
+        default: false,
+        applies: |_| true,
+        configure: |c| {
+            c.mode = Some(Mode::Cli);
+            c.perturb = Some("default".to_owned());
+        },
     },
     Variant {
         name: "lib",
@@ -252,16 +266,7 @@ impl Validation {
     /// inconclusive: never a pass).
     #[must_use]
     pub fn exit_code(&self) -> u8 {
-        let codes: Vec<u8> = self.cells.iter().map(Cell::exit_code).collect();
-        if codes.contains(&1) {
-            1
-        } else if let Some(&e) = codes.iter().find(|&&c| c >= 3) {
-            e
-        } else if codes.contains(&2) {
-            2
-        } else {
-            0
-        }
+        worst(&self.cells.iter().map(Cell::exit_code).collect::<Vec<_>>())
     }
 
     /// `PASS`, `VIOLATION`, `INCONCLUSIVE` or `ERROR`.
@@ -495,6 +500,19 @@ impl Validation {
     }
 }
 
+/// The precedence of [`Validation::exit_code`] over run exit codes.
+fn worst(codes: &[u8]) -> u8 {
+    if codes.contains(&1) {
+        1
+    } else if let Some(&e) = codes.iter().find(|&&c| c >= 3) {
+        e
+    } else if codes.contains(&2) {
+        2
+    } else {
+        0
+    }
+}
+
 fn xml(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -507,6 +525,13 @@ fn xml(text: &str) -> String {
 /// # Errors
 /// An unknown variant name, or one that does not apply to the store.
 pub fn select_variants(names: &[String], adapter: &Adapter, store: &str) -> Result<Vec<Variant>> {
+    if names.iter().any(|n| n == "all") {
+        return Ok(VARIANTS
+            .iter()
+            .filter(|v| (v.applies)(adapter))
+            .copied()
+            .collect());
+    }
     if names.is_empty() {
         return Ok(VARIANTS
             .iter()
@@ -824,5 +849,32 @@ fn duration(s: f64) -> String {
         format!("{s} s")
     } else {
         format!("{} min {:02} s", s / 60, s % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_in_the_repository_is_shipped_in_the_binary() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .expect("scenarios/")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".toml"))
+            .collect();
+        on_disk.sort();
+        let mut shipped: Vec<String> = SHIPPED.iter().map(|(n, _)| (*n).to_owned()).collect();
+        shipped.sort();
+        assert_eq!(shipped, on_disk, "add the new scenario to SHIPPED");
+    }
+
+    #[test]
+    fn a_violation_outranks_an_error_which_outranks_an_inconclusive_run() {
+        assert_eq!(worst(&[0, 2, 5, 1, 0]), 1);
+        assert_eq!(worst(&[0, 2, 5, 6]), 5);
+        assert_eq!(worst(&[0, 2, 0]), 2);
+        assert_eq!(worst(&[0, 0]), 0);
     }
 }
