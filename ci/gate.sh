@@ -96,6 +96,21 @@ for f in "${PERTURB_FAULTS[@]}"; do
     run 1 "lock-storm/cli/$f/perturb-$i" scenarios/lock-storm.toml --mode cli --store "reference:$f" --seed $((SEED_BASE + i)) --perturb
   done
 done
+echo "== nemeses: crashes mid-operation (power loss needs /dev/fuse)"
+if [[ -e /dev/fuse ]]; then
+  for i in 1 2 3; do
+    run 0 "oauth-churn/cli/reference/power-loss-$i" scenarios/oauth-churn.toml --store reference --nemesis power-loss --max-duration-ms 6000 --seed $((SEED_BASE + i))
+    for f in no-fsync no-dir-fsync; do
+      run 1 "oauth-churn/cli/$f/power-loss-$i" scenarios/oauth-churn.toml --store "reference:$f" --nemesis power-loss --max-duration-ms 6000 --seed $((SEED_BASE + i))
+    done
+  done
+else
+  echo "  SKIPPED power-loss: /dev/fuse is absent"
+fi
+# One process, no concurrency: only a kill mid-rewrite can tear the in-place store.
+for i in 1 2 3; do
+  run 1 "sequential/cli/in-place/kill-$i" harness/tests/data/sequential.toml --store reference:in-place --nemesis kill --seed $((SEED_BASE + i))
+done
 
 echo "== malformed input and a missing store are setup errors (exit >= 3)"
 bad=$(mktemp "$LOG/bad-XXXX.toml")

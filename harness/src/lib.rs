@@ -9,6 +9,7 @@
 //!   store's library (`lib` mode), classified into the history's outcomes.
 //! - [`worker`]: one worker process running one role's loop.
 //! - [`run`]: `clobber run`: scratch store, process groups, live audit, early stop.
+//! - [`nemesis`]: `--nemesis kill` and `--nemesis power-loss` (over [`faultfs`]).
 //! - [`audit`]: the lost-write, stale-read and final-state audit.
 //! - [`report`]: summary table, witnesses, JSON, exit codes.
 //! - [`perf`]: `clobber perf`: operations per second in both modes, and the cost of
@@ -24,6 +25,7 @@ pub mod clock;
 pub mod driver;
 mod error;
 pub mod html;
+pub mod nemesis;
 pub mod perf;
 pub mod perturbation;
 pub mod progress;

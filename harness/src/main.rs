@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use clobber::html;
+use clobber::nemesis::Kind as NemesisKind;
 use clobber::run::{RunConfig, run};
 use clobber::scenario::Mode;
 use clobber::validate::{ValidateConfig, Validation, validate};
@@ -114,6 +115,15 @@ struct RunArgs {
     /// Needs ptrace (exit 5 naming the fix where it is not permitted).
     #[arg(long, value_name = "SCHEDULE", num_args = 0..=1, default_missing_value = "default")]
     perturb: Option<String>,
+    /// Inject faults while the workload runs (cli mode). `kill`: SIGKILL one running
+    /// store process after every 30-60 completed operations. `power-loss`: the
+    /// store directory is a FUSE mount that keeps everything not fsynced in memory;
+    /// after every 30-60 completed operations per process it last killed, every
+    /// store process is SIGKILLed and all that is not durable is dropped, and once
+    /// more after the workload. The counts come from --seed; acknowledged writes
+    /// must survive, killed operations are unknown.
+    #[arg(long, value_enum, default_value = "none")]
+    nemesis: NemesisArg,
 }
 
 /// `clobber check` plus `--html` (the checker's own flags live in clobber-check).
@@ -180,6 +190,16 @@ struct ValidateArgs {
     /// No progress lines or bars.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum NemesisArg {
+    /// No fault injection.
+    None,
+    /// SIGKILL random store processes mid-operation.
+    Kill,
+    /// Crash every store process and drop all that was not fsynced (needs /dev/fuse).
+    PowerLoss,
 }
 
 #[derive(clap::Args, Debug)]
@@ -256,6 +276,11 @@ fn run_command(args: &RunArgs) -> ExitCode {
         progress: !args.quiet,
         history_out: args.history.clone(),
         perturb: args.perturb.clone(),
+        nemesis: match args.nemesis {
+            NemesisArg::None => NemesisKind::None,
+            NemesisArg::Kill => NemesisKind::Kill,
+            NemesisArg::PowerLoss => NemesisKind::PowerLoss,
+        },
     };
     let report = match run(&config) {
         Ok(r) => r,

@@ -218,6 +218,7 @@ fn throughput(scenario: &Path, base: Option<&Path>) -> Result<(f64, f64)> {
             progress: false,
             history_out: None,
             perturb: None,
+            nemesis: crate::nemesis::Kind::None,
         })?;
         if report.verdict != crate::report::Verdict::Pass {
             return Err(Error::setup(format!(

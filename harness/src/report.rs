@@ -192,6 +192,9 @@ pub struct RunReport {
     /// `--perturb`: what was delayed, and which delays preceded each violation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub perturbation: Option<crate::perturbation::Summary>,
+    /// What `--nemesis` did (none: no field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nemesis: Option<crate::nemesis::Summary>,
 }
 
 impl RunReport {
@@ -224,6 +227,9 @@ impl RunReport {
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         let _ = writeln!(s, "  {}", by.join(", "));
+        if let Some(n) = &self.nemesis {
+            let _ = writeln!(s, "  {}", n.line());
+        }
         let _ = writeln!(s);
         let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
         for c in &self.checks {

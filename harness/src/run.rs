@@ -39,6 +39,7 @@ use crate::audit::{self, Options};
 use crate::clock::now_ns;
 use crate::driver::{Call, Driver, DriverSpec};
 use crate::error::{Error, Result};
+use crate::nemesis::{Kind as NemesisKind, Nemesis, excuse_reads_of_lost_inflight_writes};
 use crate::report::RunReport;
 use crate::scenario::{Handle, Mode, Scenario};
 use crate::worker::{EXIT_STORE_MISSING, EXIT_STORE_UNRESPONSIVE, WorkerSpec};
@@ -70,6 +71,8 @@ pub struct RunConfig {
     pub history_out: Option<PathBuf>,
     /// `--perturb`: a schedule, `default`, or `off` (overrides the scenario's).
     pub perturb: Option<String>,
+    /// `--nemesis`: faults to inject while the workload runs.
+    pub nemesis: NemesisKind,
 }
 
 /// Why the run stopped.
@@ -90,6 +93,10 @@ pub(crate) struct Plan {
     op_timeout_ms: u64,
     max_duration_ms: u64,
     scratch: PathBuf,
+    /// Where the store lives: the scratch directory, or under `--nemesis
+    /// power-loss` its `store/` subdirectory (the faultfs mount), so that the
+    /// histories beside it survive the crashes.
+    store_root: PathBuf,
     replay: String,
     /// The exact command that re-checks the recorded history.
     recheck: String,
@@ -106,7 +113,7 @@ impl Plan {
         match self.mode {
             Mode::Cli => DriverSpec::Cli {
                 adapter: Box::new(self.adapter.clone()),
-                scratch: self.scratch.clone(),
+                scratch: self.store_root.clone(),
                 op_timeout_ms: self.op_timeout_ms,
                 perturb: None,
             },
@@ -158,6 +165,13 @@ pub fn run(config: &RunConfig) -> Result<RunReport> {
 fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<RunReport> {
     let wall = Instant::now();
     let plan = make_plan(config, scratch_made)?;
+    let mut nemesis = Nemesis::start(config.nemesis, plan.seed, &plan.store_root)?;
+    if nemesis.mount().is_some() {
+        for sub in ["home", "config", "data", "state", "cache"] {
+            let p = plan.store_root.join(sub);
+            std::fs::create_dir_all(&p).map_err(|e| Error::io("create store directory", &p, e))?;
+        }
+    }
 
     // Set the store up, and make sure it answers, before any worker starts.
     if plan.perturb.is_some() {
@@ -166,7 +180,7 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
         crate::perturbation::preflight(&exe)?;
     }
     match plan.mode {
-        Mode::Cli => preflight::preflight(&plan.adapter, &plan.scratch, plan.op_timeout_ms)?,
+        Mode::Cli => preflight::preflight(&plan.adapter, &plan.store_root, plan.op_timeout_ms)?,
         Mode::Lib => {
             StoreOptions::new(
                 &plan.store_path,
@@ -179,7 +193,7 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
         }
     }
 
-    let (mut workers, sentinel_processes) = start_workers(&plan)?;
+    let (mut workers, sentinel_processes) = start_workers(&plan, config.nemesis)?;
     let epoch = now_ns() + 100_000_000 + 5_000_000 * workers.len() as u64;
     for w in &mut workers {
         w.start_ns += epoch;
@@ -189,8 +203,11 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
             let _ = stdin.flush();
         }
     }
-    let stop = watch(config, &plan, &mut workers, epoch)?;
+    nemesis.begin(epoch);
+    let stop = watch(config, &plan, &mut workers, epoch, &mut nemesis)?;
     let run_end = now_ns();
+    // Power loss: one last cut, so the read-back sees only what was durable.
+    nemesis.end()?;
 
     // Final-state audit: read back every key once the run has quiesced.
     let auditor = workers.len() as u64 + 1;
@@ -200,7 +217,8 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
     } else {
         read_final_state(&plan, &workers, auditor)?
     };
-    let history = merge(&workers, &finals);
+    let mut history = merge(&workers, &finals);
+    let excused = excuse_reads_of_lost_inflight_writes(&mut history, &nemesis.crash_times());
 
     // Operations that may have been cut short: every unknown outcome (timed out and
     // killed, or crashed), and whatever a worker killed at the end was doing.
@@ -211,11 +229,12 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
         + workers.iter().filter(|w| w.killed).count();
     let integrity = integrity::check_integrity(
         &plan.adapter,
-        &plan.scratch,
+        &plan.store_root,
         &plan.store_path,
         &plan.passphrase,
         plan.op_timeout_ms,
         interrupted,
+        (config.nemesis != NemesisKind::None).then_some(workers.len()),
     );
 
     let sentinels: HashSet<String> = history
@@ -231,6 +250,7 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
             horizon: None,
         },
     );
+    let nemesis = nemesis.finish(excused)?;
     let history_path = plan.scratch.join("history.jsonl");
     write_history(&history_path, &history)?;
     if let Some(out) = &config.history_out {
@@ -268,6 +288,7 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
             epoch,
         )?);
     }
+    report.nemesis = nemesis;
     if report.verdict == crate::report::Verdict::Pass && !config.keep && config.scratch.is_none() {
         let _ = std::fs::remove_dir_all(&plan.scratch);
     }
@@ -280,6 +301,13 @@ fn make_plan(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<P
     let scenario = Scenario::load(&config.scenario)?;
     let adapter = Adapter::resolve(&config.store)?;
     let mode = config.mode.unwrap_or(scenario.mode);
+    if config.nemesis != NemesisKind::None && mode == Mode::Lib {
+        return Err(Error::usage(format!(
+            "--nemesis {} kills store processes, and in --mode lib the workers are the store: \
+             use --mode cli",
+            config.nemesis.name()
+        )));
+    }
     if mode == Mode::Lib && adapter.reference.is_none() {
         return Err(Error::usage(format!(
             "--mode lib calls the reference store's library; --store {} is not the reference \
@@ -341,6 +369,9 @@ fn make_plan(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<P
     if let Some(ms) = config.max_duration_ms {
         replay.push_str(&format!(" --max-duration-ms {ms}"));
     }
+    if config.nemesis != NemesisKind::None {
+        replay.push_str(&format!(" --nemesis {}", config.nemesis.name()));
+    }
     let recheck_path = config
         .history_out
         .clone()
@@ -358,7 +389,15 @@ fn make_plan(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<P
     eprintln!("clobber: replay: {replay}");
     eprintln!("clobber: {REPLAY_CAVEAT}");
 
-    let store_path = scratch.join("secrets");
+    let store_root = if config.nemesis == NemesisKind::PowerLoss {
+        let root = scratch.join("store");
+        std::fs::create_dir_all(&root)
+            .map_err(|e| Error::io("create store directory", &root, e))?;
+        root
+    } else {
+        scratch.clone()
+    };
+    let store_path = store_root.join("secrets");
     let passphrase = adapter
         .env
         .get("CLOBBER_STORE_PASSPHRASE")
@@ -372,6 +411,7 @@ fn make_plan(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<P
         op_timeout_ms,
         max_duration_ms,
         scratch,
+        store_root,
         replay,
         recheck,
         store_path,
@@ -417,7 +457,7 @@ fn shell_quote(text: &str) -> String {
 
 /// Start every worker, each in its own process group, waiting for the start signal.
 /// Returns the workers and the history process ids of the sentinel roles.
-fn start_workers(plan: &Plan) -> Result<(Vec<Worker>, HashSet<u64>)> {
+fn start_workers(plan: &Plan, nemesis: NemesisKind) -> Result<(Vec<Worker>, HashSet<u64>)> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("find own executable", Path::new("clobber"), e))?;
     let mut workers = Vec::new();
@@ -456,7 +496,9 @@ fn start_workers(plan: &Plan) -> Result<(Vec<Worker>, HashSet<u64>)> {
                     lib => lib,
                 },
                 history: plan.scratch.join(format!("history-{process}.jsonl")),
-                max_consecutive_unknown: 3,
+                // A nemesis makes unknowns on purpose; a store that never answers
+                // still runs out of them.
+                max_consecutive_unknown: if nemesis == NemesisKind::None { 3 } else { 20 },
                 parent: std::process::id(),
             };
             let spec_path = plan.scratch.join(format!("worker-{process}.json"));
@@ -495,7 +537,13 @@ fn start_workers(plan: &Plan) -> Result<(Vec<Worker>, HashSet<u64>)> {
 /// violation, on a failed worker, or at the maximum duration. Every worker is
 /// reaped, and its group killed, before this returns.
 #[allow(clippy::too_many_lines)]
-fn watch(config: &RunConfig, plan: &Plan, workers: &mut [Worker], epoch: u64) -> Result<Stop> {
+fn watch(
+    config: &RunConfig,
+    plan: &Plan,
+    workers: &mut [Worker],
+    epoch: u64,
+    nemesis: &mut Nemesis,
+) -> Result<Stop> {
     let progress = crate::report::progress(config.progress, &plan.scenario.name);
     let mut stop = Stop::Done;
     let mut stopping_since: Option<Instant> = None;
@@ -563,6 +611,22 @@ fn watch(config: &RunConfig, plan: &Plan, workers: &mut [Worker], epoch: u64) ->
                 w.stdin = None;
             }
         }
+        if stopping_since.is_none() {
+            let live: Vec<i32> = workers
+                .iter()
+                .filter(|w| w.exited.is_none())
+                .filter_map(|w| i32::try_from(w.child.id()).ok())
+                .collect();
+            let completed = workers
+                .iter()
+                .flat_map(|w| &w.tail.records)
+                .filter(|r| r.outcome != Outcome::Unknown)
+                .count();
+            if let Err(e) = nemesis.tick(&live, completed) {
+                kill_all_groups();
+                return Err(e);
+            }
+        }
         // Re-audit what is in so far, below the horizon.
         let total: usize = workers.iter().map(|w| w.tail.records.len()).sum();
         if !config.full
@@ -582,7 +646,8 @@ fn watch(config: &RunConfig, plan: &Plan, workers: &mut [Worker], epoch: u64) ->
                 })
                 .min()
                 .unwrap_or(u64::MAX);
-            let history = merge(workers, &[]);
+            let mut history = merge(workers, &[]);
+            excuse_reads_of_lost_inflight_writes(&mut history, &nemesis.crash_times());
             let report = audit::audit(
                 &history,
                 &Options {

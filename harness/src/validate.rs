@@ -839,6 +839,7 @@ fn run_config(config: &ValidateConfig, scenario: &Scenario, seed: u64, run_no: u
         progress: config.progress,
         history_out: None,
         perturb: None,
+        nemesis: crate::nemesis::Kind::None,
     }
 }
 

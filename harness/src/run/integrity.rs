@@ -31,6 +31,11 @@ pub struct Integrity {
 /// Check the store file at `store_path` (reference store) or run the adapter's
 /// `integrity` command. `interrupted` counts the run's operations that were killed
 /// or timed out (their outcome is unknown).
+///
+/// `nemesis_writers`, under `--nemesis`, is how many writers can be killed at once
+/// (one per worker process): a store that removes dead writers' temporary files
+/// never keeps more than that, so more is a violation even though operations were
+/// killed.
 pub(crate) fn check_integrity(
     adapter: &Adapter,
     scratch: &Path,
@@ -38,6 +43,7 @@ pub(crate) fn check_integrity(
     passphrase: &str,
     timeout_ms: u64,
     interrupted: usize,
+    nemesis_writers: Option<usize>,
 ) -> Integrity {
     if let Some(protocol) = adapter.reference {
         let opened = StoreOptions::new(store_path, KeySource::passphrase(passphrase.to_owned()))
@@ -53,6 +59,18 @@ pub(crate) fn check_integrity(
             (Err(e), _) => Integrity {
                 status: Status::Violation,
                 detail: format!("does not decrypt: {e}"),
+            },
+            (Ok(map), false) if nemesis_writers.is_some_and(|n| leftovers.len() > n) => Integrity {
+                status: Status::Violation,
+                detail: format!(
+                    "decrypts ({} secrets), but {} temporary files are left behind, more \
+                         than the {} writer(s) that can be killed at once (dead writers' files \
+                         are never removed): {:?}",
+                    map.len(),
+                    leftovers.len(),
+                    nemesis_writers.unwrap_or(0),
+                    leftovers.iter().take(5).collect::<Vec<_>>()
+                ),
             },
             (Ok(map), false) if interrupted > 0 => Integrity {
                 status: Status::Ok,
@@ -132,16 +150,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = store_with_leftover(dir.path());
         let adapter = Adapter::resolve("reference").unwrap();
-        let killed = check_integrity(&adapter, dir.path(), &path, "pw", 1000, 3);
+        let killed = check_integrity(&adapter, dir.path(), &path, "pw", 1000, 3, None);
         assert_eq!(killed.status, Status::Ok, "{}", killed.detail);
         assert!(
             killed.detail.contains("not blamed on the store") && killed.detail.contains('3'),
             "{}",
             killed.detail
         );
-        let clean = check_integrity(&adapter, dir.path(), &path, "pw", 1000, 0);
+        let clean = check_integrity(&adapter, dir.path(), &path, "pw", 1000, 0, None);
         assert_eq!(clean.status, Status::Violation, "{}", clean.detail);
         assert!(clean.detail.contains("temporary files left behind"));
+    }
+
+    #[test]
+    fn under_a_nemesis_more_temp_files_than_killable_writers_are_a_violation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_with_leftover(dir.path());
+        std::fs::write(dir.path().join(".secrets.tmp-killed-2"), b"half").unwrap();
+        let adapter = Adapter::resolve("reference").unwrap();
+        let within = check_integrity(&adapter, dir.path(), &path, "pw", 1000, 9, Some(2));
+        assert_eq!(within.status, Status::Ok, "{}", within.detail);
+        let beyond = check_integrity(&adapter, dir.path(), &path, "pw", 1000, 9, Some(1));
+        assert_eq!(beyond.status, Status::Violation, "{}", beyond.detail);
+        assert!(beyond.detail.contains("never removed"), "{}", beyond.detail);
     }
 
     fn adapter_with_integrity(script: &str) -> Adapter {
@@ -166,6 +197,7 @@ mod tests {
             "",
             5000,
             0,
+            None,
         );
         assert_eq!(crash.status, Status::Unknown, "{}", crash.detail);
         assert!(crash.detail.contains("crashed"), "{}", crash.detail);
@@ -176,6 +208,7 @@ mod tests {
             "",
             300,
             0,
+            None,
         );
         assert_eq!(hang.status, Status::Unknown, "{}", hang.detail);
         assert!(hang.detail.contains("gave no answer"), "{}", hang.detail);
@@ -186,6 +219,7 @@ mod tests {
             "",
             5000,
             0,
+            None,
         );
         assert_eq!(fail.status, Status::Violation, "{}", fail.detail);
         assert!(fail.detail.contains("torn"), "{}", fail.detail);

@@ -91,6 +91,7 @@ pub(crate) fn install_signal_handler() {
         let _ = ctrlc::set_handler(|| {
             INTERRUPTED.store(true, Ordering::SeqCst);
             let n = kill_all_groups();
+            crate::nemesis::detach_mount();
             let scratch = SCRATCH.lock().ok().and_then(|s| s.clone());
             eprintln!(
                 "\nclobber: interrupted: killed {n} process group(s){}",

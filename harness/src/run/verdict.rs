@@ -353,5 +353,6 @@ pub(crate) fn build_report(facts: Facts<'_>) -> RunReport {
         reason,
         linearizability,
         perturbation: None,
+        nemesis: None,
     }
 }
