@@ -225,3 +225,44 @@ fn preceding(records: &[Record], history: &[Op], v: &Violation, epoch: u64) -> V
     lines.sort();
     lines.into_iter().map(|(_, l)| l).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_overrides_the_scenario_and_off_turns_it_off() {
+        assert_eq!(resolve(None, None).unwrap(), None);
+        assert_eq!(
+            resolve(Some("default"), None).unwrap(),
+            Some(Schedule::DEFAULT)
+        );
+        assert_eq!(resolve(None, Some("count")).unwrap(), Some(Schedule::Count));
+        assert_eq!(resolve(Some("off"), Some("count")).unwrap(), None);
+        assert_eq!(
+            resolve(Some("noise:5"), Some("count")).unwrap(),
+            Some("noise:5".parse().unwrap())
+        );
+        let e = resolve(Some("chaos"), None).unwrap_err().to_string();
+        assert!(e.contains("--perturb") && e.contains("pct[:ONE_IN"), "{e}");
+    }
+
+    #[test]
+    fn a_wrapped_command_is_numbered_uniquely_per_process_and_keeps_its_argv() {
+        let spec = PerturbSpec {
+            schedule: "pct:3:150".into(),
+            seed: 9,
+            process: 2,
+            log: PathBuf::from("/s/perturb.jsonl"),
+        };
+        let argv = spec.wrap(
+            Path::new("/bin/clobber"),
+            5,
+            &["store".into(), "get".into()],
+        );
+        assert_eq!(argv[..2], ["/bin/clobber", "__perturb"]);
+        let inv = argv.iter().position(|a| a == "--invocation").unwrap();
+        assert_eq!(argv[inv + 1], ((2u64 << 32) | 5).to_string());
+        assert_eq!(argv[argv.len() - 3..], ["--", "store", "get"]);
+    }
+}
