@@ -258,3 +258,78 @@ fn where_ptrace_is_not_permitted_the_run_is_exit_5_naming_the_fix() {
         "{t}"
     );
 }
+
+/// Build the static fixture store and write an adapter for it; returns the adapter.
+fn static_store(dir: &Path) -> PathBuf {
+    let bin = dir.join("static_store");
+    let src = root().join("harness/tests/fixtures/static_store.rs");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let status = Command::new(rustc)
+        .args([
+            "--edition",
+            "2021",
+            "-O",
+            "-C",
+            "target-feature=+crt-static",
+            "-o",
+        ])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .expect("running rustc");
+    assert!(status.success(), "building the static fixture store failed");
+    let adapter = dir.join("static-store.toml");
+    std::fs::write(
+        &adapter,
+        format!(
+            "name = \"static-store\"\nprogram = {:?}\nvalue = \"stdin\"\n\
+             [env]\nSTATIC_STORE_DIR = \"{{scratch}}\"\n\
+             [commands]\nset = [\"{{program}}\", \"set\", \"{{key}}\"]\n\
+             get = [\"{{program}}\", \"get\", \"{{key}}\"]\n\
+             delete = [\"{{program}}\", \"delete\", \"{{key}}\"]\n\
+             list = [\"{{program}}\", \"list\"]\nclear = [\"{{program}}\", \"clear\"]\n\
+             [not_found]\nexit_code = 1\nstderr_contains = \"secret not found\"\n",
+            bin.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    adapter
+}
+
+#[test]
+fn a_statically_linked_store_shows_its_calls_delayed_in_the_report_and_still_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = static_store(dir.path());
+    // throughput: two writers for 3 s, a bounded cost.
+    let (out, report) = perturbed(
+        "scenarios/throughput.toml",
+        adapter.to_str().unwrap(),
+        "noise:300",
+        "8",
+    );
+    let t = text(&out);
+    // Delays never change a result: the correct store passes.
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("perturbation: noise:300 on every store process"),
+        "{t}"
+    );
+    let calls = report["perturbation"]["counters"]["calls"]
+        .as_object()
+        .unwrap();
+    for call in ["openat", "read", "write", "fsync", "rename", "flock"] {
+        let (stopped, delayed): (u64, u64) = calls
+            .iter()
+            .filter(|(k, _)| k.starts_with(call))
+            .fold((0, 0), |(s, d), (_, v)| {
+                (
+                    s + v["stopped"].as_u64().unwrap(),
+                    d + v["delayed"].as_u64().unwrap(),
+                )
+            });
+        assert!(
+            stopped > 0 && delayed > 0,
+            "{call}: stopped {stopped}, delayed {delayed}"
+        );
+    }
+}
