@@ -181,7 +181,21 @@ impl Adapter {
     /// # Errors
     /// Unreadable or malformed file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read adapter", path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                let faults: Vec<&str> = Protocol::FAULTS.iter().map(|p| p.name()).collect();
+                Error::usage(format!(
+                    "--store {}: not a built-in store and no such adapter file. Built-in \
+                     stores: reference, reference:<fault> with <fault> one of {}. Shipped \
+                     adapters (paths from the repository root): adapters/clobber-store.toml, \
+                     adapters/thv.toml; adapters/README.md describes the format",
+                    path.display(),
+                    faults.join(", ")
+                ))
+            } else {
+                Error::io("read adapter", path, e)
+            }
+        })?;
         Self::parse(path, &text, path.parent())
     }
 

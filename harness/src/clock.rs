@@ -21,10 +21,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn monotonic_clock_never_goes_back() {
+    fn the_clock_advances_by_at_least_a_sleep_and_keeps_whole_seconds() {
+        // Fails if the seconds were dropped or scaled wrongly (the nanosecond part
+        // alone wraps every second), or if the clock were not monotonic.
         let a = now_ns();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
         let b = now_ns();
-        assert!(b >= a);
-        assert!(a > 0);
+        let elapsed = b - a;
+        assert!(elapsed >= 1_100_000_000, "{elapsed} ns for a 1.1 s sleep");
+        assert!(elapsed < 60_000_000_000, "{elapsed} ns for a 1.1 s sleep");
     }
 }

@@ -16,7 +16,25 @@ Exit codes:
   1  violation: a lost write, stale read, torn read, damaged store, ...
   2  inconclusive: nothing could be concluded (never a pass)
   3  usage error          4  malformed scenario or adapter file
-  5  setup error (store missing, hangs, crashes)   6  I/O error";
+  5  setup error (store missing, hangs, crashes, not isolated in its scratch directory)
+  6  I/O error (a file or the scratch disk: missing, unreadable, full)
+  130  interrupted (Ctrl-C, SIGTERM): every process of the run is killed first";
+
+/// `clobber run --help`'s epilogue: what makes a run inconclusive, and the exit codes.
+const RUN_HELP: &str = "\
+Never a pass without evidence: the run is inconclusive (exit 2) when a check runs out
+of budget, an integrity command crashes or hangs, the store stops answering, nothing
+was observed, or more than 10% of one kind of operation has an unknown outcome (above
+5% the report warns and shows the store's commonest messages for them).
+
+Exit codes:
+  0  pass: every check passed
+  1  violation: a lost write, stale read, torn read, damaged store, ...
+  2  inconclusive: nothing could be concluded (never a pass)
+  3  usage error          4  malformed scenario or adapter file
+  5  setup error (store missing, hangs, crashes, not isolated in its scratch directory)
+  6  I/O error (a file or the scratch disk: missing, unreadable, full)
+  130  interrupted (Ctrl-C, SIGTERM): every process of the run is killed first";
 
 /// Prove that no write is ever lost: drive a store from many real processes and
 /// check the history.
@@ -38,6 +56,7 @@ enum ModeArg {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a scenario against a store and check that no write was lost.
+    #[command(after_help = RUN_HELP)]
     Run(RunArgs),
     /// Check a recorded history for linearizability and lost writes.
     Check(CheckCmd),
@@ -49,6 +68,7 @@ enum Command {
     /// Benchmark the linearizability checker.
     Bench(clobber_check::cli::BenchArgs),
     /// Measure cli vs lib throughput and the per-operation cost of cli mode.
+    #[command(after_help = EXIT_CODES)]
     Perf(PerfArgs),
     /// Internal: run a store command under the syscall perturber.
     #[command(name = "__perturb", hide = true)]
@@ -94,11 +114,11 @@ struct RunArgs {
     /// Use DIR (new or empty) as the scratch directory.
     #[arg(long, value_name = "DIR")]
     scratch: Option<PathBuf>,
-    /// Per-operation timeout in cli mode (default: the scenario's).
-    #[arg(long, value_name = "MS")]
+    /// Per-operation timeout in cli mode, 1..=86400000 (default: the scenario's).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=clobber::scenario::MAX_MS))]
     op_timeout_ms: Option<u64>,
-    /// Stop the run after this long (default: the scenario's).
-    #[arg(long, value_name = "MS")]
+    /// Stop the run after this long, 1..=86400000 (default: the scenario's).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=clobber::scenario::MAX_MS))]
     max_duration_ms: Option<u64>,
     /// Write a self-contained HTML report (checks, witness timelines) to FILE.
     #[arg(long, value_name = "FILE")]
@@ -156,7 +176,8 @@ fn validate_help() -> String {
          Exit code: 0 only if every run passed. Otherwise the worst run's, in this order:\n\
          \x20 1 (a run proved a violation) beats 3-6 (a run could not be carried out: the\n\
          \x20 first such code) beats 2 (a run was inconclusive). Usage, malformed-file and\n\
-         \x20 setup errors found before the first run exit at once with 3, 4 or 5.",
+         \x20 setup errors found before the first run exit at once with 3, 4 or 5;\n\
+         \x20 130 when interrupted (Ctrl-C, SIGTERM), every process of the run killed.",
     );
     s
 }
@@ -229,7 +250,7 @@ fn main() -> ExitCode {
         Command::Worker { spec } => match clobber::worker::worker_main(&spec) {
             Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
             Err(e) => {
-                eprintln!("clobber worker: {e}");
+                clobber::worker::note(&format!("clobber worker: {e}"));
                 ExitCode::from(e.exit_code())
             }
         },

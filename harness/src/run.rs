@@ -42,7 +42,7 @@ use crate::error::{Error, Result};
 use crate::nemesis::{Kind as NemesisKind, Nemesis, excuse_reads_of_lost_inflight_writes};
 use crate::report::RunReport;
 use crate::scenario::{Handle, Mode, Scenario};
-use crate::worker::{EXIT_STORE_MISSING, EXIT_STORE_UNRESPONSIVE, WorkerSpec};
+use crate::worker::{EXIT_IO, EXIT_STORE_MISSING, EXIT_STORE_UNRESPONSIVE, WorkerSpec};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -579,6 +579,18 @@ fn watch(
             if code == EXIT_STORE_MISSING {
                 kill_all_groups();
                 return Err(Error::setup(format!("worker {}: {log}", w.spec.process)));
+            }
+            if code == EXIT_IO {
+                kill_all_groups();
+                return Err(Error::io(
+                    "write a worker's history or log in the scratch directory",
+                    &plan.scratch,
+                    std::io::Error::other(format!(
+                        "worker {} could not write there (is the disk full?){}{log}",
+                        w.spec.process,
+                        if log.is_empty() { "" } else { ": " }
+                    )),
+                ));
             }
             if code == EXIT_STORE_UNRESPONSIVE {
                 stop = Stop::StoreUnresponsive(format!("worker {}: {log}", w.spec.process));

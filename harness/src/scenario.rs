@@ -122,14 +122,35 @@ pub struct Scenario {
     pub roles: Vec<Role>,
 }
 
+/// The largest millisecond value a scenario (or `--op-timeout-ms`,
+/// `--max-duration-ms`) may give: one day. Larger values are typos, and would
+/// overflow the nanosecond clock arithmetic.
+pub const MAX_MS: u64 = 86_400_000;
+
+/// A millisecond field, at most [`MAX_MS`] (the error names the field and line).
+#[derive(Debug, Clone, Copy)]
+struct Ms(u64);
+
+impl<'de> Deserialize<'de> for Ms {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let ms = u64::deserialize(d)?;
+        if ms > MAX_MS {
+            return Err(serde::de::Error::custom(format!(
+                "{ms} ms is more than a day ({MAX_MS} ms): a typo?"
+            )));
+        }
+        Ok(Ms(ms))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScenarioFile {
     name: Option<String>,
     description: String,
     mode: Option<Mode>,
-    op_timeout_ms: Option<Spanned<u64>>,
-    max_duration_ms: Option<Spanned<u64>>,
+    op_timeout_ms: Option<Ms>,
+    max_duration_ms: Option<Ms>,
     perturb: Option<Spanned<String>>,
     role: Vec<Spanned<RoleFile>>,
 }
@@ -140,8 +161,8 @@ struct RoleFile {
     name: String,
     processes: Option<Spanned<u32>>,
     iterations: Option<Spanned<u64>>,
-    duration_ms: Option<Spanned<u64>>,
-    start_ms: Option<u64>,
+    duration_ms: Option<Spanned<Ms>>,
+    start_ms: Option<Ms>,
     handle: Option<Handle>,
     #[serde(default)]
     sentinel: bool,
@@ -155,8 +176,8 @@ struct StepFile {
     key: Option<Spanned<String>>,
     value: Option<Spanned<String>>,
     pad_to: Option<usize>,
-    pause_ms: Option<u64>,
-    jitter_ms: Option<u64>,
+    pause_ms: Option<Ms>,
+    jitter_ms: Option<Ms>,
 }
 
 const MAX_PROCESSES: u32 = 256;
@@ -167,8 +188,22 @@ impl Scenario {
     /// # Errors
     /// I/O errors; configuration errors naming the file, line and field.
     pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::io("read scenario", path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                let shipped: Vec<String> = crate::validate::SHIPPED
+                    .iter()
+                    .map(|(name, _)| format!("scenarios/{name}"))
+                    .collect();
+                Error::usage(format!(
+                    "scenario {}: no such file. Shipped scenarios (paths from the \
+                         repository root): {}",
+                    path.display(),
+                    shipped.join(", ")
+                ))
+            } else {
+                Error::io("read scenario", path, e)
+            }
+        })?;
         Self::parse(path, &text)
     }
 
@@ -239,8 +274,8 @@ impl Scenario {
                 name: role.name,
                 processes,
                 iterations: role.iterations.map(Spanned::into_inner),
-                duration_ms: role.duration_ms.map(Spanned::into_inner),
-                start_ms: role.start_ms.unwrap_or(0),
+                duration_ms: role.duration_ms.map(|d| d.into_inner().0),
+                start_ms: role.start_ms.map_or(0, |m| m.0),
                 handle: role.handle.unwrap_or_default(),
                 sentinel: role.sentinel,
                 steps,
@@ -279,8 +314,8 @@ impl Scenario {
             description: file.description,
             path: path.to_path_buf(),
             mode: file.mode.unwrap_or(Mode::Cli),
-            op_timeout_ms: file.op_timeout_ms.map_or(10_000, Spanned::into_inner),
-            max_duration_ms: file.max_duration_ms.map_or(120_000, Spanned::into_inner),
+            op_timeout_ms: file.op_timeout_ms.map_or(10_000, |m| m.0),
+            max_duration_ms: file.max_duration_ms.map_or(120_000, |m| m.0),
             perturb,
             roles,
         })
@@ -305,7 +340,7 @@ fn parse_step(
             format!("{ctx}: give `op` or `pause_ms`, not both"),
         )),
         (None, None) => Err(err(span, format!("{ctx}: needs `op` or `pause_ms`"))),
-        (None, Some(ms)) => {
+        (None, Some(Ms(ms))) => {
             if step.key.is_some() || step.value.is_some() || step.pad_to.is_some() {
                 return Err(err(
                     span,
@@ -314,7 +349,7 @@ fn parse_step(
             }
             Ok(vec![Step::Pause {
                 ms,
-                jitter_ms: step.jitter_ms.unwrap_or(0),
+                jitter_ms: step.jitter_ms.map_or(0, |m| m.0),
             }])
         }
         (Some(op), None) => {

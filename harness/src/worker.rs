@@ -48,6 +48,16 @@ pub struct WorkerSpec {
 pub const EXIT_STORE_UNRESPONSIVE: i32 = 4;
 /// Exit code of a worker that could not start the store program.
 pub const EXIT_STORE_MISSING: i32 = 5;
+/// Exit code of a worker that could not write its history (or its log) in the
+/// scratch directory: the disk is full, or the directory is gone.
+pub const EXIT_IO: i32 = 6;
+
+/// Write a line to the worker's log (its standard error, a file in the scratch
+/// directory), never panicking: on a full disk the exit code says it all.
+pub fn note(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
 
 /// Run a worker from its spec file; returns the process exit code.
 ///
@@ -167,16 +177,16 @@ pub fn worker_main(spec_path: &Path) -> Result<i32> {
                         .and_then(|()| out.flush())
                         .map_err(|e| Error::io("write history", &spec.history, e))?;
                     if done.fatal {
-                        eprintln!("{}", done.error.unwrap_or_default());
+                        note(&done.error.unwrap_or_default());
                         return Ok(EXIT_STORE_MISSING);
                     }
                     if outcome == clobber_check::history::Outcome::Unknown {
                         unknown_in_a_row += 1;
                         if unknown_in_a_row >= spec.max_consecutive_unknown {
-                            eprintln!(
+                            note(&format!(
                                 "the store gave no answer {unknown_in_a_row} times in a row; last: {}",
                                 done.error.unwrap_or_default()
-                            );
+                            ));
                             return Ok(EXIT_STORE_UNRESPONSIVE);
                         }
                     } else {

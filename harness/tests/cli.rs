@@ -203,9 +203,36 @@ fn json_report_and_history_file_are_written_and_the_history_is_valid() {
         .collect();
     let unique: std::collections::HashSet<&&str> = values.iter().collect();
     assert_eq!(unique.len(), values.len(), "written values are unique");
-    // The checker on the recorded history agrees with the harness.
-    let check = clobber(&["check", hist.to_str().unwrap()]);
+    // The checker on the recorded history agrees with the harness: the verdict, and
+    // the lost writes, one by one.
+    let check = clobber(&["check", "--json", hist.to_str().unwrap()]);
     assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    let checked: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(checked["verdict"], "violation", "{checked}");
+    assert_eq!(
+        checked["lost_writes"].as_array().unwrap().len() as u64,
+        report["lost"].as_u64().unwrap(),
+        "Lost: N agrees\n{checked}\n{report}"
+    );
+    assert_eq!(
+        checked["acknowledged_writes"], report["acknowledged"],
+        "Lost: / M agrees"
+    );
+    let mut lost_keys: Vec<&str> = checked["lost_writes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["key"].as_str().unwrap())
+        .collect();
+    lost_keys.sort_unstable();
+    lost_keys.dedup();
+    let run_keys: Vec<&str> = report["lost_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(lost_keys, run_keys, "the same keys lost");
 }
 
 #[test]

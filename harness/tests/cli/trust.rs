@@ -587,3 +587,129 @@ fn audit_and_check_agree_on_lost_writes_over_generated_histories() {
         "losses were planted and found: {with_losses}"
     );
 }
+
+#[test]
+fn a_worker_that_cannot_write_its_history_exits_6_without_panicking() {
+    use std::io::Write as _;
+    // A full disk, as the worker sees it: its history and its log are /dev/full.
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("secrets");
+    let mut s = clobber_store::StoreOptions::new(
+        &store,
+        clobber_store::KeySource::passphrase("pw".to_owned()),
+    )
+    .new_store_params(clobber_store::KdfParams::CHEAP)
+    .open()
+    .unwrap();
+    s.init().unwrap();
+    let scenario = dir.path().join("one.toml");
+    std::fs::write(
+        &scenario,
+        "description = \"x\"\n[[role]]\nname = \"w\"\niterations = 3\n\
+         steps = [{ op = \"set\", key = \"k\", value = \"{tag}\" }]\n",
+    )
+    .unwrap();
+    let role = clobber::scenario::Scenario::load(&scenario).unwrap().roles[0].clone();
+    let spec = clobber::worker::WorkerSpec {
+        process: 1,
+        index: 1,
+        role,
+        seed: 1,
+        driver: clobber::driver::DriverSpec::Lib {
+            path: store,
+            passphrase: "pw".into(),
+            protocol: "correct".into(),
+            lock_wait_ms: 5000,
+            handle: clobber::scenario::Handle::PerOp,
+        },
+        history: PathBuf::from("/dev/full"),
+        max_consecutive_unknown: 3,
+        parent: 0,
+    };
+    let spec_path = dir.path().join("spec.json");
+    std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let mut child = Command::new(clobber_bin())
+        .arg("__worker")
+        .arg(&spec_path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "go {}", clobber::clock::now_ns()).unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(status.code(), Some(6), "{status:?} (101 is a panic)");
+}
+
+#[test]
+fn bad_numbers_and_missing_files_are_clear_errors_and_help_lists_exit_codes() {
+    let out = clobber(&[
+        "run",
+        "scenarios/oauth-churn.toml",
+        "--max-duration-ms",
+        "18446744073709551615",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(
+        t.contains("--max-duration-ms") && t.contains("1..=86400000"),
+        "{t}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("huge.toml");
+    std::fs::write(
+        &bad,
+        "description = \"x\"\n[[role]]\nname = \"r\"\niterations = 1\n\
+         steps = [\n  { op = \"get\", key = \"k\" },\n  { pause_ms = 99999999999 },\n]\n",
+    )
+    .unwrap();
+    let out = clobber(&["run", bad.to_str().unwrap()]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{t}");
+    assert!(
+        t.contains(&format!("{}:7:", bad.display())) && t.contains("more than a day"),
+        "{t}"
+    );
+
+    let out = clobber(&["run", "scenarios/oauth-churn.toml", "--store", "nonsense"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(
+        t.contains("--store nonsense")
+            && t.contains("reference:<fault>")
+            && t.contains("stale-snapshot")
+            && t.contains("adapters/thv.toml"),
+        "{t}"
+    );
+    let out = clobber(&["run", "scenarios/no-such.toml"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(
+        t.contains("scenarios/no-such.toml") && t.contains("scenarios/oauth-churn.toml"),
+        "{t}"
+    );
+
+    for args in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["validate", "--help"],
+        &["perf", "--help"],
+        &["check", "--help"],
+        &["gen", "--help"],
+        &["bench", "--help"],
+    ] {
+        let out = clobber(args);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{args:?}\n{t}");
+        assert!(t.contains("130"), "{args:?} documents 130\n{t}");
+        assert!(t.contains("xit code"), "{args:?} lists its exit codes\n{t}");
+    }
+}
