@@ -182,6 +182,9 @@ pub struct Cipher {
     source: KeySource,
     new_params: KdfParams,
     cached: Option<(KdfKind, KdfParams, [u8; SALT_LEN], Key)>,
+    /// The salt a store created by this cipher gets, chosen (and its key derived)
+    /// by [`crate::protocol::Codec::prepare`] before the lock is taken.
+    fresh_salt: Option<[u8; SALT_LEN]>,
 }
 
 impl Cipher {
@@ -192,7 +195,39 @@ impl Cipher {
             source,
             new_params,
             cached: None,
+            fresh_salt: None,
         }
+    }
+
+    fn is_cached(&self, kdf: KdfKind, params: KdfParams, salt: [u8; SALT_LEN]) -> bool {
+        self.cached
+            .as_ref()
+            .is_some_and(|(k, p, s, _)| *k == kdf && *p == params && *s == salt)
+    }
+
+    /// The KDF, parameters and salt a store created now would get.
+    fn new_store_params(&mut self) -> Result<(KdfKind, KdfParams, [u8; SALT_LEN])> {
+        let kdf = self.source.kdf_kind();
+        let params = match kdf {
+            KdfKind::Argon2id => {
+                self.new_params.validate()?;
+                self.new_params
+            }
+            KdfKind::Raw => KdfParams {
+                memory_kib: 0,
+                iterations: 0,
+                parallelism: 0,
+            },
+        };
+        let salt = match self.fresh_salt {
+            Some(salt) => salt,
+            None => {
+                let salt = random::<SALT_LEN>()?;
+                self.fresh_salt = Some(salt);
+                salt
+            }
+        };
+        Ok((kdf, params, salt))
     }
 
     fn key_for(&mut self, kdf: KdfKind, params: KdfParams, salt: [u8; SALT_LEN]) -> Result<Key> {
@@ -250,23 +285,10 @@ impl Cipher {
     /// [`ErrorKind::Invalid`] for unusable KDF parameters; I/O if the OS has no
     /// randomness.
     pub fn seal(&mut self, secrets: &Secrets, previous: Option<&Header>) -> Result<Vec<u8>> {
+        secrets::check_limits(secrets)?;
         let (kdf, params, salt) = match previous {
             Some(h) => (h.kdf, h.params, h.salt),
-            None => {
-                let kdf = self.source.kdf_kind();
-                let params = match kdf {
-                    KdfKind::Argon2id => {
-                        self.new_params.validate()?;
-                        self.new_params
-                    }
-                    KdfKind::Raw => KdfParams {
-                        memory_kib: 0,
-                        iterations: 0,
-                        parallelism: 0,
-                    },
-                };
-                (kdf, params, random::<SALT_LEN>()?)
-            }
+            None => self.new_store_params()?,
         };
         let key = self.key_for(kdf, params, salt)?;
         let plain_len = secrets::encoded_len(secrets);
@@ -307,6 +329,52 @@ impl crate::protocol::Codec for Cipher {
 
     fn decode_owned(&mut self, bytes: Vec<u8>) -> Result<(Secrets, Header)> {
         self.open_owned(bytes)
+    }
+
+    /// Only a passphrase needs work: Argon2id. A raw key is used as given.
+    fn needs_preparation(&self) -> bool {
+        matches!(self.source, KeySource::Passphrase(_))
+    }
+
+    /// Parse the header (its bounds are checked before anything else: a forged
+    /// count of passes is damage, exit 5, and costs nothing), derive the key, and
+    /// check it against the header's key check (a wrong passphrase is told here,
+    /// before any lock). With no store yet, derive the key a new store will use.
+    fn prepare(&mut self, file: Option<&[u8]>) -> Result<()> {
+        let key = match file {
+            // An empty file is what `lock-data-file` locks before the first write.
+            Some(bytes) if !bytes.is_empty() => {
+                let header = Header::parse(bytes)?;
+                let key = self.key_for(header.kdf, header.params, header.salt)?;
+                if key_check(&key) != header.key_check {
+                    return Err(Error::new(ErrorKind::WrongKey));
+                }
+                key
+            }
+            _ => {
+                let (kdf, params, salt) = self.new_store_params()?;
+                self.key_for(kdf, params, salt)?
+            }
+        };
+        drop(key);
+        Ok(())
+    }
+
+    /// Cheap: parses at most the 84-byte header. A file whose header does not
+    /// parse needs no key (decoding it fails before any derivation).
+    fn is_prepared(&self, file: Option<&[u8]>) -> bool {
+        match file {
+            Some(bytes) if !bytes.is_empty() => {
+                Header::parse(bytes).map_or(true, |h| self.is_cached(h.kdf, h.params, h.salt))
+            }
+            _ => {
+                let kdf = self.source.kdf_kind();
+                kdf == KdfKind::Raw
+                    || self
+                        .fresh_salt
+                        .is_some_and(|salt| self.is_cached(kdf, self.new_params, salt))
+            }
+        }
     }
 
     fn encode(&mut self, secrets: &Secrets, previous: Option<&Header>) -> Result<Vec<u8>> {

@@ -197,6 +197,10 @@ impl Fs for StdFs {
             .map_err(|e| Error::io("fsync directory", dir, e))
     }
 
+    fn temp_files(&self, target: &Path) -> Result<Vec<PathBuf>> {
+        leftover_temp_files(target)
+    }
+
     fn remove(&self, path: &Path) -> Result<()> {
         match std::fs::remove_file(path) {
             Ok(()) => Ok(()),

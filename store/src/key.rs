@@ -178,21 +178,38 @@ impl KdfParams {
         parallelism: 1,
     };
 
-    /// Largest memory cost accepted from a file header (1 GiB): a damaged or hostile
-    /// header must not make us allocate without bound.
+    /// Largest memory cost accepted, from the command line or a file header
+    /// (1 GiB): a damaged or hostile header must not make us allocate without bound.
     pub const MAX_MEMORY_KIB: u32 = 1024 * 1024;
 
-    /// Check the parameters are acceptable to Argon2 and within our limits.
+    /// Most passes accepted (16; the default is 2, and libsodium's "sensitive"
+    /// level uses 4). The header's checksum is not keyed, so anyone who can write
+    /// the file can forge it: without this bound a count of 2³²−1 makes every
+    /// `get` and `set` run for days. At the maxima one derivation takes about half
+    /// a minute, which is the worst a forged header can cost.
+    pub const MAX_ITERATIONS: u32 = 16;
+
+    /// Most lanes accepted (16).
+    pub const MAX_PARALLELISM: u32 = 16;
+
+    /// Check the parameters are acceptable to Argon2 and within our limits
+    /// ([`KdfParams::MAX_MEMORY_KIB`], [`KdfParams::MAX_ITERATIONS`],
+    /// [`KdfParams::MAX_PARALLELISM`]). Cheap: no key is derived.
     ///
     /// # Errors
     /// [`ErrorKind::Invalid`] naming the bad parameter.
     pub fn validate(&self) -> Result<()> {
-        if self.memory_kib > Self::MAX_MEMORY_KIB {
-            return Err(Error::invalid(format!(
-                "KDF memory {} KiB exceeds the limit of {} KiB",
-                self.memory_kib,
-                Self::MAX_MEMORY_KIB
-            )));
+        let limits = [
+            ("memory", self.memory_kib, Self::MAX_MEMORY_KIB, " KiB"),
+            ("iterations", self.iterations, Self::MAX_ITERATIONS, ""),
+            ("parallelism", self.parallelism, Self::MAX_PARALLELISM, ""),
+        ];
+        for (what, value, max, unit) in limits {
+            if value > max {
+                return Err(Error::invalid(format!(
+                    "KDF {what} {value}{unit} exceeds the limit of {max}{unit}"
+                )));
+            }
         }
         self.argon2_params().map(|_| ())
     }
@@ -296,5 +313,22 @@ mod tests {
         };
         assert!(p.validate().is_err());
         assert!(KdfParams::DEFAULT.validate().is_ok());
+        for p in [
+            KdfParams {
+                iterations: u32::MAX,
+                ..KdfParams::CHEAP
+            },
+            KdfParams {
+                iterations: KdfParams::MAX_ITERATIONS + 1,
+                ..KdfParams::CHEAP
+            },
+            KdfParams {
+                parallelism: KdfParams::MAX_PARALLELISM + 1,
+                ..KdfParams::CHEAP
+            },
+        ] {
+            let err = p.validate().unwrap_err().to_string();
+            assert!(err.contains("exceeds the limit"), "{err}");
+        }
     }
 }

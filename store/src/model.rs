@@ -16,12 +16,16 @@
 //! Modelled: names and inodes, rename and unlink acting on names, one exclusive
 //! lock per inode held through an open handle and released when the handle is
 //! dropped (including when a process dies at any protocol step), half-written
-//! in-place files, and temporary files left by a dead process.
+//! in-place files, temporary files left by a dead process, and durability: file
+//! data is durable at the file's `fsync`, directory entries (create, rename,
+//! unlink) at the directory's. After every operation that could make it worse,
+//! a power loss is judged in every state the ordering rules allow (see
+//! [`ModelFs::check_power_loss`]).
 //!
 //! Not modelled: the real `flock(2)` (its semantics are assumed to be the above),
-//! page cache, `fsync` and power loss (a written file is durable at once), I/O
-//! errors, and encryption (files hold the plain encoding of the map). The process
-//! harness covers those on the real file system. See `store/MODELS.md`.
+//! that `StdFs`'s sync calls really reach the disk (the FUSE file system of
+//! `faultfs` tests that), I/O errors, and encryption (files hold the plain
+//! encoding of the map). See `store/MODELS.md`.
 //!
 //! # Running
 //!

@@ -213,6 +213,13 @@ impl Protocol {
         }
     }
 
+    /// True if this protocol's writers exclude each other, so that a writer holding
+    /// the lock may remove every temporary file it finds (see [`Engine::update`]).
+    #[must_use]
+    pub fn removes_dead_writers_temp_files(self) -> bool {
+        self.lock_file_is_checked()
+    }
+
     fn lock_file_is_checked(self) -> bool {
         matches!(
             self,
@@ -324,6 +331,13 @@ pub trait Fs {
     /// I/O errors.
     fn sync_dir(&self, path: &Path) -> Result<()>;
 
+    /// The temporary files next to `target` (names starting with
+    /// [`crate::fs::temp_prefix`]), as [`Fs::create_temp`] names them.
+    ///
+    /// # Errors
+    /// I/O errors listing the directory.
+    fn temp_files(&self, target: &Path) -> Result<Vec<PathBuf>>;
+
     /// Remove the name `path`; a missing file is not an error.
     ///
     /// # Errors
@@ -376,6 +390,31 @@ pub trait Codec {
         self.decode(&bytes)
     }
 
+    /// Whether [`Codec::prepare`] does anything: if so, the engine calls it before
+    /// taking the lock and checks [`Codec::is_prepared`] under it.
+    fn needs_preparation(&self) -> bool {
+        false
+    }
+
+    /// Do, outside the lock, the expensive work that decoding `file` (the store's
+    /// current contents, `None` if there is none) or creating a store will need.
+    /// The real codec derives the key here: Argon2id takes tens of milliseconds,
+    /// and its parameters come from a header nobody has authenticated yet.
+    ///
+    /// # Errors
+    /// Header errors (damage, bounds), and a wrong key.
+    fn prepare(&mut self, file: Option<&[u8]>) -> Result<()> {
+        let _ = file;
+        Ok(())
+    }
+
+    /// Whether decoding `file` (or creating a store, if `None`) needs no work that
+    /// [`Codec::prepare`] has not done.
+    fn is_prepared(&self, file: Option<&[u8]>) -> bool {
+        let _ = file;
+        true
+    }
+
     /// Encode a whole file; `previous` is the metadata of the file being replaced.
     /// Whatever `previous` says must carry over unchanged (the real codec keeps the
     /// salt and KDF parameters), so that it also describes the file just encoded.
@@ -397,6 +436,7 @@ impl Codec for PlainCodec {
     }
 
     fn encode(&mut self, secrets: &Secrets, _previous: Option<&()>) -> Result<Vec<u8>> {
+        crate::secrets::check_limits(secrets)?;
         Ok(crate::secrets::encode(secrets).to_vec())
     }
 }
@@ -626,6 +666,67 @@ impl<F: Fs, C: Codec> Engine<F, C> {
         Ok(())
     }
 
+    /// Take the lock (none for `no-lock`) with the codec ready for the file as it
+    /// is under the lock. The key is derived *before* locking, from the file as
+    /// it is then (a damaged or out-of-bounds header, or a wrong key, fails here
+    /// without ever holding the lock); under the lock, if the file's header has
+    /// changed meanwhile (the store was re-created), the lock is released and the
+    /// key derived again. So no key derivation runs while the lock is held, and
+    /// none on the strength of a header read under it.
+    fn lock_prepared(&mut self) -> Result<Option<F::Lock>> {
+        let start = std::time::Instant::now();
+        loop {
+            if self.codec.needs_preparation() {
+                let file = self.fs.read(&self.paths.data)?;
+                let prepared = self.codec.prepare(file.as_deref());
+                // A half-written file is what `in-place` readers see; its writer
+                // will finish it, so only the decode under the lock may judge it.
+                if self.protocol != Protocol::InPlace {
+                    prepared.map_err(|e| e.with_path(&self.paths.data))?;
+                }
+            }
+            let lock = if self.protocol == Protocol::NoLock {
+                None
+            } else {
+                Some(self.acquire()?)
+            };
+            if !self.codec.needs_preparation() {
+                return Ok(lock);
+            }
+            let file = self.fs.read(&self.paths.data)?;
+            if self.codec.is_prepared(file.as_deref()) {
+                return Ok(lock);
+            }
+            drop(lock);
+            if start.elapsed() >= self.lock_wait {
+                return Err(Error::at(
+                    ErrorKind::LockTimeout {
+                        waited: self.lock_wait,
+                    },
+                    &self.paths.lock,
+                ));
+            }
+        }
+    }
+
+    /// Remove the temporary files of writers that died (kill -9, power loss).
+    ///
+    /// Why every temporary file found here is a dead writer's: a writer creates
+    /// its temporary file only while it holds the lock (in [`Engine::replace`],
+    /// between reading the map and the rename), and renames or removes it before
+    /// releasing the lock. We hold the lock now, checked against the name (see
+    /// `acquire`), so no living writer of a protocol that locks is between those two
+    /// points: the file's creator died holding the lock, and nobody will ever
+    /// rename it. Best effort: debris left behind costs disk, never correctness,
+    /// so a failure here must not fail the write.
+    fn remove_dead_writers_temp_files(&self) {
+        if let Ok(orphans) = self.fs.temp_files(&self.paths.data) {
+            for orphan in orphans {
+                let _ = self.fs.remove(&orphan);
+            }
+        }
+    }
+
     /// The one mutation path: lock, re-read, apply `f`, replace, unlock. If `f`
     /// returns an error nothing is written.
     ///
@@ -634,12 +735,11 @@ impl<F: Fs, C: Codec> Engine<F, C> {
     /// error, encode and write errors.
     pub fn update<R>(&mut self, f: impl FnOnce(&mut Secrets) -> Result<R>) -> Result<R> {
         self.fs.checkpoint(Step::BeforeLock)?;
-        let lock = if self.protocol == Protocol::NoLock {
-            None
-        } else {
-            Some(self.acquire()?)
-        };
+        let lock = self.lock_prepared()?;
         self.fs.checkpoint(Step::Locked)?;
+        if lock.is_some() && self.protocol.removes_dead_writers_temp_files() {
+            self.remove_dead_writers_temp_files();
+        }
         let written = self.last_written.take();
         let (mut map, meta) = match self.snapshot.take() {
             Some(snapshot) if self.protocol == Protocol::StaleSnapshot => snapshot,

@@ -49,15 +49,56 @@ pub fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Check that `value` may be stored: non-empty.
+/// Longest accepted value, in bytes (1 MiB). Every write re-encrypts and rewrites
+/// the whole store, so one huge value makes every later write slow; secrets
+/// (tokens, keys, passwords) are far smaller.
+pub const MAX_VALUE_LEN: usize = 1024 * 1024;
+
+/// Check that `value` may be stored: non-empty and at most [`MAX_VALUE_LEN`] bytes.
 ///
 /// # Errors
-/// [`ErrorKind::Invalid`] for an empty value.
+/// [`ErrorKind::Invalid`] naming the problem.
 pub fn validate_value(name: &str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(format!(
             "value for secret {name:?} must not be empty"
         )));
+    }
+    if value.len() > MAX_VALUE_LEN {
+        return Err(Error::invalid(format!(
+            "value for secret {name:?} is {} bytes long; the limit is {MAX_VALUE_LEN} bytes",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Check that every name and value of `secrets` is within [`MAX_NAME_LEN`] and
+/// [`MAX_VALUE_LEN`], so that [`encode`] cannot fail. The codecs call it before
+/// encoding, which also covers maps edited through `update` directly.
+///
+/// # Errors
+/// [`ErrorKind::Invalid`] naming the first secret out of bounds.
+pub fn check_limits(secrets: &Secrets) -> Result<()> {
+    if u32::try_from(secrets.len()).is_err() {
+        return Err(Error::invalid(format!(
+            "{} secrets do not fit in one store",
+            secrets.len()
+        )));
+    }
+    for (name, value) in secrets {
+        if name.len() > MAX_NAME_LEN {
+            return Err(Error::invalid(format!(
+                "secret name is {} bytes long; the limit is {MAX_NAME_LEN}",
+                name.len()
+            )));
+        }
+        if value.len() > MAX_VALUE_LEN {
+            return Err(Error::invalid(format!(
+                "value for secret {name:?} is {} bytes long; the limit is {MAX_VALUE_LEN} bytes",
+                value.len()
+            )));
+        }
     }
     Ok(())
 }
@@ -65,8 +106,8 @@ pub fn validate_value(name: &str, value: &str) -> Result<()> {
 /// Encode `secrets` into its plaintext bytes (wiped on drop).
 ///
 /// # Panics
-/// If a name, a value or the number of secrets exceeds `u32::MAX`, which the
-/// validation functions rule out long before.
+/// If a name, a value or the number of secrets exceeds `u32::MAX`, which
+/// [`check_limits`] rules out long before (the codecs call it first).
 #[must_use]
 pub fn encode(secrets: &Secrets) -> Zeroizing<Vec<u8>> {
     let mut out = Zeroizing::new(Vec::with_capacity(encoded_len(secrets)));
@@ -210,5 +251,14 @@ mod tests {
         assert!(validate_name("ok_name-1").is_ok());
         assert!(validate_value("k", "").is_err());
         assert!(validate_value("k", " ").is_ok());
+        let max = "x".repeat(MAX_VALUE_LEN);
+        assert!(validate_value("k", &max).is_ok());
+        let over = "x".repeat(MAX_VALUE_LEN + 1);
+        let err = validate_value("k", &over).unwrap_err().to_string();
+        assert!(err.contains("the limit is 1048576 bytes"), "{err}");
+        let mut big = map(&[("k", "v")]);
+        big.insert("huge".into(), Zeroizing::new(over));
+        assert!(check_limits(&big).is_err());
+        assert!(check_limits(&map(&[("k", "v")])).is_ok());
     }
 }

@@ -222,6 +222,9 @@ impl Fs for FailingFs {
     fn sync_dir(&self, path: &Path) -> Result<()> {
         self.inner.sync_dir(path)
     }
+    fn temp_files(&self, target: &Path) -> Result<Vec<std::path::PathBuf>> {
+        self.inner.temp_files(target)
+    }
     fn remove(&self, path: &Path) -> Result<()> {
         self.inner.remove(path)
     }

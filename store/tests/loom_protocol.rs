@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use clobber_store::model::{Model, Scenario};
+use clobber_store::model::{Model, Run, Scenario};
 use clobber_store::{Protocol, Step};
 
 /// The preemption bound of the four-process model when `LOOM_MAX_PREEMPTIONS` is
@@ -34,10 +34,47 @@ const FOUR_PROCESS_BOUND: usize = 2;
 /// (exhaustive exploration of that takes minutes; see `store/MODELS.md`).
 const THREE_FRESH_PROCESS_BOUND: usize = 3;
 
+/// How many executions took each path; plain std atomics, outside the model.
+#[derive(Default)]
+struct Tally {
+    crashed: AtomicUsize,
+    reused: AtomicUsize,
+    retried: AtomicUsize,
+    timed_out: AtomicUsize,
+    power_loss_states: AtomicUsize,
+}
+
+impl Tally {
+    fn add(&self, run: Run) {
+        for (flag, counter) in [
+            (run.crashed, &self.crashed),
+            (run.reused, &self.reused),
+            (run.retried, &self.retried),
+            (run.timed_out, &self.timed_out),
+        ] {
+            counter.fetch_add(usize::from(flag), Ordering::Relaxed);
+        }
+        self.power_loss_states.fetch_add(
+            usize::try_from(run.power_loss_states).unwrap_or(usize::MAX),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// The preemption bound of two writers racing a process that removes the lock
+/// file (they race to create a new one, as in the fresh-lock-file model).
+const LOCK_FILE_REMOVED_BOUND: usize = 2;
+
 struct Explored {
     iterations: usize,
     /// Executions in which the crashing process really died.
     crashes: usize,
+    /// Executions in which a process reused the map it wrote last.
+    reused: usize,
+    /// Executions in which a process retried after a lock-identity mismatch.
+    retried: usize,
+    /// Executions in which a process's lock wait timed out.
+    timed_out: usize,
     failure: Option<String>,
 }
 
@@ -54,20 +91,17 @@ fn explore(model: Model, bound: Option<usize>) -> Explored {
         .map_or_else(|| "none (exhaustive)".to_owned(), |b| b.to_string());
     // Plain std atomics, outside the model: bookkeeping that loom must not see.
     let count = Arc::new(AtomicUsize::new(0));
-    let crashed = Arc::new(AtomicUsize::new(0));
-    let (counter, crash_counter) = (Arc::clone(&count), Arc::clone(&crashed));
+    let tally = Arc::new(Tally::default());
+    let (counter, tallied) = (Arc::clone(&count), Arc::clone(&tally));
     let start = Instant::now();
     let result = catch_unwind(AssertUnwindSafe(|| {
         builder.check(move || {
             counter.fetch_add(1, Ordering::Relaxed);
-            if model.run().crashed {
-                crash_counter.fetch_add(1, Ordering::Relaxed);
-            }
+            tallied.add(model.run());
         });
     }));
     let seconds = start.elapsed().as_secs_f64();
     let iterations = count.load(Ordering::Relaxed);
-    let crashes = crashed.load(Ordering::Relaxed);
     let failure = result.err().map(|payload| {
         payload
             .downcast_ref::<String>()
@@ -76,9 +110,10 @@ fn explore(model: Model, bound: Option<usize>) -> Explored {
             .unwrap_or_else(|| "<non-string panic>".to_owned())
     });
     eprintln!(
-        "MODEL loom {:<44} processes={} bound={bound} iterations={iterations} time={seconds:.2}s result={}",
+        "MODEL loom {:<44} processes={} bound={bound} iterations={iterations} power-loss-states={} time={seconds:.2}s result={}",
         model.name(),
         model.scenario.processes(),
+        tally.power_loss_states.load(Ordering::Relaxed),
         if failure.is_some() {
             "VIOLATION"
         } else {
@@ -87,7 +122,10 @@ fn explore(model: Model, bound: Option<usize>) -> Explored {
     );
     Explored {
         iterations,
-        crashes,
+        crashes: tally.crashed.load(Ordering::Relaxed),
+        reused: tally.reused.load(Ordering::Relaxed),
+        retried: tally.retried.load(Ordering::Relaxed),
+        timed_out: tally.timed_out.load(Ordering::Relaxed),
         failure,
     }
 }
@@ -203,6 +241,47 @@ fn process_dying_at_any_step_releases_the_lock_and_keeps_every_acknowledged_writ
     }
 }
 
+#[test]
+fn long_lived_processes_reuse_their_map_and_never_lose_a_write() {
+    // Two processes, two sets each: the map-reuse path (the file still holds what
+    // this process wrote) and the decode path (another write came between) both run.
+    let explored = holds(
+        correct(Scenario::RepeatedSets {
+            processes: 2,
+            sets_each: 2,
+        }),
+        None,
+    );
+    assert!(explored.reused > 0, "no execution reused a map");
+    assert!(
+        explored.reused < explored.iterations,
+        "every execution reused"
+    );
+}
+
+#[test]
+fn a_writer_holding_a_removed_lock_file_locks_again_and_loses_nothing() {
+    // One writer, exhaustively: it may lock the removed inode and must retry. Two
+    // writers, within the bound: the retry must also keep them apart.
+    let one = holds(correct(Scenario::LockFileRemoved { writers: 1 }), None);
+    assert!(one.retried > 0, "no execution took the lock-identity retry");
+    let two = holds(
+        correct(Scenario::LockFileRemoved { writers: 2 }),
+        Some(LOCK_FILE_REMOVED_BOUND),
+    );
+    assert!(two.retried > 0, "no execution took the lock-identity retry");
+}
+
+#[test]
+fn a_writer_that_times_out_on_the_lock_writes_nothing_and_loses_nothing() {
+    let explored = holds(correct(Scenario::Impatient { writers: 3 }), None);
+    assert!(explored.timed_out > 0, "no execution timed out");
+    assert!(
+        explored.timed_out < explored.iterations,
+        "every execution timed out"
+    );
+}
+
 // ---- every faulty protocol is found ----------------------------------------------
 
 /// The model that exposes each fault. The match has no wildcard: a new protocol
@@ -221,7 +300,8 @@ fn exposing(protocol: Protocol) -> Scenario {
         Protocol::UnlinkLock | Protocol::UnlinkLockPolling | Protocol::LockDataFile => {
             Scenario::DistinctSets { processes: 3 }
         }
-        // Lose writes only on a power loss, which the model checks at every step.
+        // Lose writes only on a power loss, which the model judges after every
+        // operation: one writer is enough, a second shows it under concurrency.
         Protocol::NoFsync | Protocol::NoDirFsync => Scenario::DistinctSets { processes: 2 },
         Protocol::Correct => unreachable!("the correct protocol has no fault to expose"),
     }
@@ -269,4 +349,14 @@ fn loom_finds_unlink_lock_polling_letting_two_processes_hold_the_lock() {
         exposing(Protocol::UnlinkLockPolling),
         Protocol::UnlinkLockPolling,
     );
+}
+
+#[test]
+fn loom_finds_no_fsync_leaving_an_unreadable_store_after_a_power_loss() {
+    found(exposing(Protocol::NoFsync), Protocol::NoFsync);
+}
+
+#[test]
+fn loom_finds_no_dir_fsync_losing_an_acknowledged_write_after_a_power_loss() {
+    found(exposing(Protocol::NoDirFsync), Protocol::NoDirFsync);
 }

@@ -25,7 +25,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use shuttle::scheduler::{PctScheduler, RandomScheduler};
 use shuttle::{Config, Runner};
 
-use clobber_store::model::{Model, Scenario};
+use clobber_store::model::{Model, Run, Scenario};
 use clobber_store::{Protocol, Step};
 
 /// Schedules tried per model unless `CLOBBER_SHUTTLE_ITERATIONS` says otherwise.
@@ -66,9 +66,42 @@ enum Scheduler {
     Random,
 }
 
+/// How many executions took each path; plain std atomics, outside the model.
+#[derive(Default)]
+struct Tally {
+    crashed: AtomicUsize,
+    reused: AtomicUsize,
+    retried: AtomicUsize,
+    timed_out: AtomicUsize,
+    power_loss_states: AtomicUsize,
+}
+
+impl Tally {
+    fn add(&self, run: Run) {
+        for (flag, counter) in [
+            (run.crashed, &self.crashed),
+            (run.reused, &self.reused),
+            (run.retried, &self.retried),
+            (run.timed_out, &self.timed_out),
+        ] {
+            counter.fetch_add(usize::from(flag), Ordering::Relaxed);
+        }
+        self.power_loss_states.fetch_add(
+            usize::try_from(run.power_loss_states).unwrap_or(usize::MAX),
+            Ordering::Relaxed,
+        );
+    }
+}
+
 struct Explored {
     iterations: usize,
     crashes: usize,
+    /// Executions in which a process reused the map it wrote last.
+    reused: usize,
+    /// Executions in which a process retried after a lock-identity mismatch.
+    retried: usize,
+    /// Executions in which a process's lock wait timed out.
+    timed_out: usize,
     failure: Option<String>,
 }
 
@@ -77,13 +110,11 @@ fn explore(model: Model, scheduler: Scheduler, iterations: usize) -> Explored {
     let depth = env_or("CLOBBER_SHUTTLE_DEPTH", DEFAULT_DEPTH);
     // Plain std atomics, outside the model: bookkeeping that shuttle must not see.
     let count = Arc::new(AtomicUsize::new(0));
-    let crashed = Arc::new(AtomicUsize::new(0));
-    let (counter, crash_counter) = (Arc::clone(&count), Arc::clone(&crashed));
+    let tally = Arc::new(Tally::default());
+    let (counter, tallied) = (Arc::clone(&count), Arc::clone(&tally));
     let body = move || {
         counter.fetch_add(1, Ordering::Relaxed);
-        if model.run().crashed {
-            crash_counter.fetch_add(1, Ordering::Relaxed);
-        }
+        tallied.add(model.run());
     };
     let start = Instant::now();
     let result = catch_unwind(AssertUnwindSafe(|| match scheduler {
@@ -110,9 +141,10 @@ fn explore(model: Model, scheduler: Scheduler, iterations: usize) -> Explored {
         Scheduler::Random => "random".to_owned(),
     };
     eprintln!(
-        "MODEL shuttle {:<44} processes={} scheduler={how} seed={seed} iterations={done} time={seconds:.2}s result={}",
+        "MODEL shuttle {:<44} processes={} scheduler={how} seed={seed} iterations={done} power-loss-states={} time={seconds:.2}s result={}",
         model.name(),
         model.scenario.processes(),
+        tally.power_loss_states.load(Ordering::Relaxed),
         if failure.is_some() {
             "VIOLATION"
         } else {
@@ -121,7 +153,10 @@ fn explore(model: Model, scheduler: Scheduler, iterations: usize) -> Explored {
     );
     Explored {
         iterations: done,
-        crashes: crashed.load(Ordering::Relaxed),
+        crashes: tally.crashed.load(Ordering::Relaxed),
+        reused: tally.reused.load(Ordering::Relaxed),
+        retried: tally.retried.load(Ordering::Relaxed),
+        timed_out: tally.timed_out.load(Ordering::Relaxed),
         failure,
     }
 }
@@ -216,6 +251,32 @@ fn process_dying_at_any_step_among_many_releases_the_lock_and_keeps_acknowledged
     }
 }
 
+#[test]
+fn long_lived_processes_among_many_reuse_their_map_and_never_lose_a_write() {
+    for explored in holds(Scenario::RepeatedSets {
+        processes: 8,
+        sets_each: 3,
+    }) {
+        assert!(explored.reused > 0, "no schedule reused a map");
+    }
+}
+
+#[test]
+fn writers_holding_a_removed_lock_file_lock_again_and_lose_nothing() {
+    let runs = holds(Scenario::LockFileRemoved { writers: 7 });
+    assert!(
+        runs.iter().any(|e| e.retried > 0),
+        "no schedule took the lock-identity retry"
+    );
+}
+
+#[test]
+fn writers_that_time_out_on_the_lock_write_nothing_and_lose_nothing() {
+    for explored in holds(Scenario::Impatient { writers: 8 }) {
+        assert!(explored.timed_out > 0, "no schedule timed out");
+    }
+}
+
 // ---- every faulty protocol is found, with many processes ------------------------------
 
 /// The model that exposes each fault. The match has no wildcard: a new protocol
@@ -232,7 +293,7 @@ fn exposing(protocol: Protocol) -> Scenario {
             reads: 2,
         },
         // Lose writes only on a power loss, which the model checks at every step.
-        Protocol::NoFsync | Protocol::NoDirFsync => Scenario::DistinctSets { processes: 2 },
+        Protocol::NoFsync | Protocol::NoDirFsync => Scenario::DistinctSets { processes: 8 },
         Protocol::Correct => unreachable!("the correct protocol has no fault to expose"),
     }
 }
@@ -268,4 +329,14 @@ fn shuttle_finds_unlink_lock_polling_letting_two_processes_hold_the_lock() {
         exposing(Protocol::UnlinkLockPolling),
         Protocol::UnlinkLockPolling,
     );
+}
+
+#[test]
+fn shuttle_finds_no_fsync_leaving_an_unreadable_store_after_a_power_loss() {
+    found(exposing(Protocol::NoFsync), Protocol::NoFsync);
+}
+
+#[test]
+fn shuttle_finds_no_dir_fsync_losing_an_acknowledged_write_after_a_power_loss() {
+    found(exposing(Protocol::NoDirFsync), Protocol::NoDirFsync);
 }

@@ -12,6 +12,11 @@
 //!   is closed when its process dies. Opening a file and locking it are two
 //!   separate steps, as they are with `open(2)` and `flock(2)`.
 //!
+//! - **durability**: each inode's data as a power loss would leave it (set at its
+//!   `fsync`), and the directory as a power loss would leave it (set at the
+//!   directory's `fsync`) with the operations made since, in order. That is what
+//!   tells `no-fsync` and `no-dir-fsync` from the correct protocol.
+//!
 //! A coarser model (one global lock, or contents per name) could not tell the
 //! `unlink-lock` and `lock-data-file` faults from the correct protocol: both are
 //! about a lock held on an inode that the name no longer points at.
@@ -83,6 +88,9 @@ struct Inode {
     generation: AtomicU64,
     /// Accessed only right after a checked operation on `generation`.
     contents: untracked::Mutex<Vec<u8>>,
+    /// What a power loss leaves of `contents`: set at `fsync` of the file. Read only
+    /// by the power-loss check, which decides nothing about the schedule.
+    durable: untracked::Mutex<Vec<u8>>,
     flock: Mutex<Flock>,
     /// Signalled when the lock is released and someone waits for it.
     released: Condvar,
@@ -98,6 +106,57 @@ impl Inode {
         self.generation.fetch_add(1, SeqCst);
         *untracked_guard(&self.contents) = bytes.to_vec();
     }
+
+    /// `fsync`: the contents as they are now survive a power loss.
+    fn sync(&self) {
+        self.generation.load(SeqCst);
+        let contents = untracked_guard(&self.contents).clone();
+        *untracked_guard(&self.durable) = contents;
+    }
+}
+
+/// A change to the directory, volatile until the directory is fsynced.
+#[derive(Debug, Clone)]
+enum DirOp {
+    /// `name` now points at `ino` (a create).
+    Link { name: PathBuf, ino: u64 },
+    /// `name` is gone (an unlink).
+    Unlink { name: PathBuf },
+    /// `from` moved over `to`, atomically.
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        ino: u64,
+    },
+}
+
+impl DirOp {
+    fn apply(&self, dir: &mut BTreeMap<PathBuf, u64>) {
+        match self {
+            DirOp::Link { name, ino } => {
+                dir.insert(name.clone(), *ino);
+            }
+            DirOp::Unlink { name } => {
+                dir.remove(name);
+            }
+            DirOp::Rename { from, to, ino } => {
+                dir.remove(from);
+                dir.insert(to.clone(), *ino);
+            }
+        }
+    }
+}
+
+/// The power-loss check: what must survive, and the first state that did not.
+#[derive(Debug, Default)]
+struct PowerLoss {
+    /// Every secret that must be in the store after a power loss at this point: the
+    /// store's durable contents at the start, and every acknowledged write since.
+    must_survive: Vec<(String, String)>,
+    /// The first violation found (later ones add nothing to the witness).
+    violation: Option<String>,
+    /// Crash states judged so far.
+    states: u64,
 }
 
 type InodeRef = untracked::Arc<Inode>;
@@ -106,8 +165,22 @@ type InodeRef = untracked::Arc<Inode>;
 struct Shared {
     /// The shared names (data file, lock file): each a checked inode number.
     entries: BTreeMap<PathBuf, AtomicU64>,
-    /// Temporary names → inode numbers, private to their creator until renamed.
+    /// Temporary names → inode numbers. Accessed only right after a checked
+    /// operation on `temps_generation` (bumped by every change, loaded by every
+    /// listing): a writer lists them under the lock to remove dead writers' files.
     temps: untracked::Mutex<BTreeMap<PathBuf, u64>>,
+    temps_generation: AtomicU64,
+    /// The data file's name: what the power-loss check looks at.
+    data: PathBuf,
+    /// The directory as a power loss would leave it if no pending operation had
+    /// reached the disk: updated at every fsync of the directory.
+    durable_dir: untracked::Mutex<BTreeMap<PathBuf, u64>>,
+    /// Directory operations since the last fsync of the directory, in order.
+    pending_dir: untracked::Mutex<Vec<DirOp>>,
+    /// `Some` once the power-loss check is on ([`ModelFs::check_power_loss`]).
+    power: untracked::Mutex<Option<PowerLoss>>,
+    /// Locks taken, by every process (a lock-identity retry takes one more).
+    locks_taken: untracked::AtomicU64,
     /// Every inode ever created, by number (inodes are never freed: a lock handle
     /// or a reader may still hold an unnamed one).
     inodes: untracked::Mutex<BTreeMap<u64, InodeRef>>,
@@ -116,11 +189,17 @@ struct Shared {
 }
 
 impl Shared {
-    fn create_inode(&self, contents: Vec<u8>) -> InodeRef {
+    /// A new inode; its contents are durable only if `durable` (set-up files).
+    fn create_inode(&self, contents: Vec<u8>, durable: bool) -> InodeRef {
         let ino = self.next_ino.fetch_add(1, untracked::Ordering::Relaxed) + 1;
         let inode = untracked::Arc::new(Inode {
             ino,
             generation: AtomicU64::new(0),
+            durable: untracked::Mutex::new(if durable {
+                contents.clone()
+            } else {
+                Vec::new()
+            }),
             contents: untracked::Mutex::new(contents),
             flock: Mutex::new(Flock::default()),
             released: Condvar::new(),
@@ -134,8 +213,93 @@ impl Shared {
         untracked::Arc::clone(&inodes[&ino])
     }
 
+    /// Append to the trace.
     fn log(&self, process: usize, event: String) {
-        untracked_guard(&self.trace).push(format!("{}: {event}", process_name(process)));
+        self.trace_len_after(process, event);
+    }
+
+    fn trace_len_after(&self, process: usize, event: String) -> usize {
+        let mut trace = untracked_guard(&self.trace);
+        trace.push(format!("{}: {event}", process_name(process)));
+        trace.len()
+    }
+
+    /// Append to the trace, then judge a power loss right after this operation.
+    /// Called after every operation that can make a power loss worse: a change to
+    /// the directory or to a file's data, and an acknowledgement. The others read,
+    /// lock, or make something durable, which only removes states.
+    fn log_then_power_loss(&self, process: usize, event: String) {
+        let step = self.trace_len_after(process, event);
+        self.check_power_loss(step);
+    }
+
+    fn dir_op(&self, op: DirOp) {
+        untracked_guard(&self.pending_dir).push(op);
+    }
+
+    /// Every state a power loss right now may leave the data file in, judged
+    /// against what must survive. The ordering rules (as ALICE states them for a
+    /// journaling file system such as ext4, Pillai et al., OSDI 2014): directory
+    /// operations reach the disk in the order they were made, so any prefix of the
+    /// pending ones may have; all of them have once the directory is fsynced. A
+    /// file's data reaches it at its fsync, and unsynced data may or may not have
+    /// (a partial write decodes no better than an empty file).
+    fn check_power_loss(&self, step: usize) {
+        let mut power = untracked_guard(&self.power);
+        let Some(power) = power.as_mut() else {
+            return;
+        };
+        if power.violation.is_some() {
+            return;
+        }
+        let durable = untracked_guard(&self.durable_dir).clone();
+        let pending = untracked_guard(&self.pending_dir).clone();
+        // The data file's inode once `persisted` pending operations reached the disk.
+        let data_after = |persisted: usize| {
+            let mut dir = durable.clone();
+            for op in &pending[..persisted] {
+                op.apply(&mut dir);
+            }
+            dir.get(&self.data).copied()
+        };
+        // Without a power loss first: a write lost even then is not the disk's doing.
+        let now = data_after(pending.len());
+        let contents = now.map(|ino| untracked_guard(&self.inode(ino).contents).clone());
+        power.states += 1;
+        if let Some(problem) = judge_power_loss(contents.as_deref(), &power.must_survive) {
+            power.violation = Some(format!(
+                "after step {step}, without any power loss: {problem}"
+            ));
+            return;
+        }
+        for persisted in 0..=pending.len() {
+            let mut states = Vec::new();
+            match data_after(persisted) {
+                None => states.push((None, String::new())),
+                Some(ino) => {
+                    let inode = self.inode(ino);
+                    let durable = untracked_guard(&inode.durable).clone();
+                    let contents = untracked_guard(&inode.contents).clone();
+                    if contents == durable {
+                        states.push((Some(durable), format!(" (ino {ino}, synced)")));
+                    } else {
+                        states.push((Some(contents), format!(" (ino {ino}, unsynced data kept)")));
+                        states.push((Some(durable), format!(" (ino {ino}, unsynced data lost)")));
+                    }
+                }
+            }
+            for (contents, how) in states {
+                power.states += 1;
+                if let Some(problem) = judge_power_loss(contents.as_deref(), &power.must_survive) {
+                    power.violation = Some(format!(
+                        "power loss after step {step}, with {persisted} of {} unsynced directory operations on disk, leaves {}{how}: {problem}",
+                        pending.len(),
+                        name_of(&self.data),
+                    ));
+                    return;
+                }
+            }
+        }
     }
 
     fn entry(&self, path: &Path, op: &'static str) -> Result<&AtomicU64> {
@@ -148,7 +312,8 @@ impl Shared {
         })
     }
 
-    /// The inode named `path` (checked entry or private temporary name).
+    /// The inode named `path` (checked entry, or temporary name: only its creator
+    /// looks one up).
     fn lookup(&self, path: &Path) -> Option<InodeRef> {
         let ino = match self.entries.get(path) {
             Some(entry) => entry.load(SeqCst),
@@ -156,6 +321,34 @@ impl Shared {
         };
         (ino != NO_INODE).then(|| self.inode(ino))
     }
+}
+
+/// What is wrong with a store file a power loss left behind, if anything.
+fn judge_power_loss(contents: Option<&[u8]>, must_survive: &[(String, String)]) -> Option<String> {
+    let Some(bytes) = contents else {
+        return Some("the store file is gone".to_owned());
+    };
+    let map = match crate::secrets::decode(bytes) {
+        Ok(map) => map,
+        Err(e) => {
+            return Some(format!(
+                "the store does not decode ({e}): {}",
+                describe(bytes)
+            ));
+        }
+    };
+    let lost: Vec<String> = must_survive
+        .iter()
+        .filter(|(k, v)| map.get(k).map(|s| s.as_str()) != Some(v.as_str()))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    (!lost.is_empty()).then(|| {
+        format!(
+            "acknowledged {} lost (the store holds {})",
+            lost.join(", "),
+            describe(bytes)
+        )
+    })
 }
 
 /// The name of process `p` in traces: `p0`, `p1`, ... and `setup` for
@@ -250,6 +443,12 @@ impl ModelFs {
             shared: untracked::Arc::new(Shared {
                 entries,
                 temps: untracked::Mutex::new(BTreeMap::new()),
+                temps_generation: AtomicU64::new(0),
+                data: paths.data.clone(),
+                durable_dir: untracked::Mutex::new(BTreeMap::new()),
+                pending_dir: untracked::Mutex::new(Vec::new()),
+                power: untracked::Mutex::new(None),
+                locks_taken: untracked::AtomicU64::new(0),
                 inodes: untracked::Mutex::new(BTreeMap::new()),
                 next_ino: untracked::AtomicU64::new(NO_INODE),
                 trace: untracked::Mutex::new(Vec::new()),
@@ -286,13 +485,62 @@ impl ModelFs {
     pub fn install(&self, path: &Path, contents: Vec<u8>) -> Result<()> {
         let entry = self.shared.entry(path, "install")?;
         let summary = describe(&contents);
-        let ino = self.shared.create_inode(contents).ino;
+        let ino = self.shared.create_inode(contents, true).ino;
         entry.store(ino, SeqCst);
+        untracked_guard(&self.shared.durable_dir).insert(path.to_path_buf(), ino);
         self.log(format!(
             "installs {} (ino {ino}) = {summary}",
             name_of(path)
         ));
         Ok(())
+    }
+
+    /// Judge a power loss after every file-system operation from now on: in every
+    /// state the ordering rules allow, the store must decode and hold `must_survive`
+    /// and every write acknowledged (through [`ModelFs::acknowledge`]) so far.
+    pub fn check_power_loss(&self, must_survive: &crate::secrets::Secrets) {
+        let must_survive = must_survive
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().to_owned()))
+            .collect();
+        *untracked_guard(&self.shared.power) = Some(PowerLoss {
+            must_survive,
+            ..PowerLoss::default()
+        });
+        self.log_checked("turns on the power-loss check".to_owned());
+    }
+
+    /// The process's `set key=value` returned success: from now on it must survive
+    /// a power loss.
+    pub fn acknowledge(&self, key: &str, value: &str) {
+        if let Some(power) = untracked_guard(&self.shared.power).as_mut() {
+            power.must_survive.push((key.to_owned(), value.to_owned()));
+        }
+        self.log_checked(format!("set {key}={value} acknowledged"));
+    }
+
+    /// The first power-loss state that lost an acknowledged write or left an
+    /// unreadable store, with the step after which the power failed.
+    #[must_use]
+    pub fn power_loss_violation(&self) -> Option<String> {
+        untracked_guard(&self.shared.power)
+            .as_ref()
+            .and_then(|p| p.violation.clone())
+    }
+
+    /// How many power-loss states have been judged.
+    #[must_use]
+    pub fn power_loss_states(&self) -> u64 {
+        untracked_guard(&self.shared.power)
+            .as_ref()
+            .map_or(0, |p| p.states)
+    }
+
+    /// How many locks every process together has taken (one per update, plus one
+    /// per lock-identity retry).
+    #[must_use]
+    pub fn locks_taken(&self) -> u64 {
+        self.shared.locks_taken.load(untracked::Ordering::Relaxed)
     }
 
     /// The contents of the file named `path`, if there is one.
@@ -344,6 +592,11 @@ impl ModelFs {
         self.shared.log(self.process, event);
     }
 
+    /// Log an operation that can make a power loss worse, then judge one.
+    fn log_checked(&self, event: String) {
+        self.shared.log_then_power_loss(self.process, event);
+    }
+
     /// `open(path, O_CREAT)`: the inode the shared name points at, created empty if
     /// the name is missing (atomically: of two creators, one wins).
     fn open_or_create(&self, path: &Path, op: &'static str) -> Result<InodeRef> {
@@ -353,9 +606,13 @@ impl ModelFs {
             self.log(format!("opens {} (ino {ino})", name_of(path)));
             return Ok(self.shared.inode(ino));
         }
-        let fresh = self.shared.create_inode(Vec::new());
+        let fresh = self.shared.create_inode(Vec::new(), false);
         match entry.compare_exchange(NO_INODE, fresh.ino, SeqCst, SeqCst) {
             Ok(_) => {
+                self.shared.dir_op(DirOp::Link {
+                    name: path.to_path_buf(),
+                    ino: fresh.ino,
+                });
                 self.log(format!(
                     "creates and opens {} (ino {})",
                     name_of(path),
@@ -379,13 +636,18 @@ impl Fs for ModelFs {
     type Temp = PathBuf;
 
     /// Open (creating) `path`, then, as a separate step, wait until its inode's lock
-    /// is free and take it. The wait is unbounded: `wait` is ignored, so that no
-    /// time-dependent branch of the engine is ever taken inside a model (give the
-    /// engine a lock wait far longer than any model runs).
-    fn lock(&self, path: &Path, _wait: Duration) -> Result<ModelLock> {
+    /// is free and take it. Time is not modelled: a zero `wait` tries once and
+    /// times out if the lock is held (the engine's lock-timeout path), any other
+    /// wait is unbounded (give the engine a lock wait far longer than any model runs).
+    fn lock(&self, path: &Path, wait: Duration) -> Result<ModelLock> {
         let inode = self.open_or_create(path, "open lock file")?;
         // open(2) and flock(2) are two calls: anything may happen in between.
         let mut flock = guard(&inode.flock);
+        if wait.is_zero() && flock.holder.is_some() {
+            drop(flock);
+            self.log(format!("gives up on the busy lock on ino {}", inode.ino));
+            return Err(Error::at(ErrorKind::LockTimeout { waited: wait }, path));
+        }
         while flock.holder.is_some() {
             flock.waiters += 1;
             flock = inode
@@ -395,6 +657,9 @@ impl Fs for ModelFs {
             flock.waiters -= 1;
         }
         flock.holder = Some(self.process);
+        self.shared
+            .locks_taken
+            .fetch_add(1, untracked::Ordering::Relaxed);
         self.log(format!("locks ino {}", inode.ino));
         drop(flock);
         Ok(ModelLock {
@@ -433,28 +698,45 @@ impl Fs for ModelFs {
     }
 
     fn create_temp(&self, target: &Path, bytes: &[u8]) -> Result<PathBuf> {
-        let ino = self.shared.create_inode(bytes.to_vec()).ino;
+        let ino = self.shared.create_inode(bytes.to_vec(), false).ino;
         let tmp = target.with_file_name(format!(
             "{}{}-{ino}",
             crate::fs::temp_prefix(&name_of(target)),
             process_name(self.process),
         ));
+        self.shared.temps_generation.fetch_add(1, SeqCst);
+        untracked_guard(&self.shared.temps).insert(tmp.clone(), ino);
+        self.shared.dir_op(DirOp::Link {
+            name: tmp.clone(),
+            ino,
+        });
         self.log(format!(
             "writes {} (ino {ino}) = {}",
             name_of(&tmp),
             describe(bytes)
         ));
-        untracked_guard(&self.shared.temps).insert(tmp.clone(), ino);
         Ok(tmp)
     }
 
+    /// Only the creator knows a temporary file's name until it is renamed, so
+    /// looking it up needs no checked operation; the sync itself is one step.
     fn sync_temp(&self, temp: &PathBuf) -> Result<()> {
-        self.log(format!("fsyncs {}", name_of(temp)));
+        let ino = untracked_guard(&self.shared.temps).get(temp).copied();
+        let Some(ino) = ino else {
+            return Err(Error::io(
+                "fsync temporary file",
+                temp,
+                io::Error::from(io::ErrorKind::NotFound),
+            ));
+        };
+        self.shared.inode(ino).sync();
+        self.log(format!("fsyncs {} (ino {ino})", name_of(temp)));
         Ok(())
     }
 
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
         let entry = self.shared.entry(to, "rename")?;
+        self.shared.temps_generation.fetch_add(1, SeqCst);
         let Some(ino) = untracked_guard(&self.shared.temps).remove(from) else {
             return Err(Error::io(
                 "rename",
@@ -463,12 +745,17 @@ impl Fs for ModelFs {
             ));
         };
         let old = entry.swap(ino, SeqCst);
+        self.shared.dir_op(DirOp::Rename {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+            ino,
+        });
         let over = if old == NO_INODE {
             String::new()
         } else {
             format!(", replacing ino {old}")
         };
-        self.log(format!(
+        self.log_checked(format!(
             "renames {} over {} (ino {ino}{over})",
             name_of(from),
             name_of(to)
@@ -476,25 +763,64 @@ impl Fs for ModelFs {
         Ok(())
     }
 
+    /// Reads every entry (checked: it orders against every change of the
+    /// directory), then makes every pending directory operation durable.
     fn sync_dir(&self, _path: &Path) -> Result<()> {
-        self.log("fsyncs the directory".to_owned());
+        for entry in self.shared.entries.values() {
+            entry.load(SeqCst);
+        }
+        self.shared.temps_generation.load(SeqCst);
+        let pending: Vec<DirOp> = untracked_guard(&self.shared.pending_dir)
+            .drain(..)
+            .collect();
+        {
+            let mut durable = untracked_guard(&self.shared.durable_dir);
+            for op in &pending {
+                op.apply(&mut durable);
+            }
+        }
+        self.log(format!(
+            "fsyncs the directory ({} operations made durable)",
+            pending.len()
+        ));
         Ok(())
     }
 
     fn remove(&self, path: &Path) -> Result<()> {
         let removed = match self.shared.entries.get(path) {
             Some(entry) => entry.swap(NO_INODE, SeqCst),
-            None => untracked_guard(&self.shared.temps)
-                .remove(path)
-                .unwrap_or(NO_INODE),
+            None => {
+                self.shared.temps_generation.fetch_add(1, SeqCst);
+                untracked_guard(&self.shared.temps)
+                    .remove(path)
+                    .unwrap_or(NO_INODE)
+            }
         };
         let what = if removed == NO_INODE {
             "no such file".to_owned()
         } else {
+            self.shared.dir_op(DirOp::Unlink {
+                name: path.to_path_buf(),
+            });
             format!("ino {removed}")
         };
-        self.log(format!("unlinks {} ({what})", name_of(path)));
+        self.log_checked(format!("unlinks {} ({what})", name_of(path)));
         Ok(())
+    }
+
+    fn temp_files(&self, target: &Path) -> Result<Vec<PathBuf>> {
+        let prefix = crate::fs::temp_prefix(&name_of(target));
+        self.shared.temps_generation.load(SeqCst);
+        let found: Vec<PathBuf> = untracked_guard(&self.shared.temps)
+            .keys()
+            .filter(|name| name_of(name).starts_with(&prefix))
+            .cloned()
+            .collect();
+        self.log(format!(
+            "lists the directory: {} temporary files",
+            found.len()
+        ));
+        Ok(found)
     }
 
     /// Open, then truncate and write the first half in one step, then the
@@ -504,7 +830,7 @@ impl Fs for ModelFs {
         let (first, _) = bytes.split_at(bytes.len() / 2);
         let inode = self.open_or_create(path, "open for in-place write")?;
         inode.write(first);
-        self.log(format!(
+        self.log_checked(format!(
             "truncates ino {} and writes {} of {} bytes",
             inode.ino,
             first.len(),
@@ -512,8 +838,10 @@ impl Fs for ModelFs {
         ));
         self.checkpoint(Step::MidWrite)?;
         inode.write(bytes);
-        self.log(format!(
-            "finishes writing ino {} in place = {}",
+        // As on the real file system: faulty, but not needlessly so.
+        inode.sync();
+        self.log_checked(format!(
+            "finishes writing ino {} in place and fsyncs it = {}",
             inode.ino,
             describe(bytes)
         ));

@@ -19,9 +19,9 @@ use zeroize::Zeroizing;
 
 use crate::error::{ErrorKind, Result};
 use crate::model::fs::{ModelFs, describe};
-use crate::protocol::{Engine, Paths, PlainCodec, Protocol, Step};
+use crate::protocol::{Codec, Engine, Fs, Paths, PlainCodec, Protocol, Step};
 use crate::secrets::{self, Secrets};
-use crate::sync::thread;
+use crate::sync::{thread, untracked};
 
 /// The store's data file in every model.
 pub const DATA: &str = "secrets";
@@ -74,6 +74,32 @@ pub enum Scenario {
         /// Processes that set a fresh key and do not die.
         writers: usize,
     },
+    /// `processes` long-lived processes each set `sets_each` fresh keys in turn
+    /// through one engine: a process whose last write is still the file reuses the
+    /// map it wrote instead of decoding again (the map-reuse path), and one whose
+    /// write was replaced decodes afresh. Every key must be there at the end.
+    RepeatedSets {
+        /// Number of processes.
+        processes: usize,
+        /// Sets per process.
+        sets_each: usize,
+    },
+    /// `p0`, another program, locks the lock file, unlinks it and releases it
+    /// (unlinking *while holding* the lock, the safe way to remove a lock file);
+    /// `writers` processes set fresh keys. A writer that locked the old inode after
+    /// the unlink must notice that the name has moved on (the lock-identity retry),
+    /// or it would share "the lock" with a writer that created the new one.
+    LockFileRemoved {
+        /// Processes that set a fresh key.
+        writers: usize,
+    },
+    /// `writers` processes set fresh keys with a zero lock wait: each either gets
+    /// the lock at once or fails with a lock timeout, which is a definite failure:
+    /// its key must not appear, and every acknowledged key must.
+    Impatient {
+        /// Processes that set a fresh key.
+        writers: usize,
+    },
 }
 
 /// One process's part.
@@ -83,6 +109,7 @@ enum Op {
     Delete { key: String },
     Clear,
     Read { times: usize },
+    RemoveLockFile,
 }
 
 impl fmt::Display for Op {
@@ -92,6 +119,7 @@ impl fmt::Display for Op {
             Op::Delete { key } => write!(f, "delete {key}"),
             Op::Clear => f.write_str("clear"),
             Op::Read { times } => write!(f, "read ×{times}"),
+            Op::RemoveLockFile => f.write_str("lock, unlink and release the lock file"),
         }
     }
 }
@@ -103,6 +131,9 @@ enum Outcome {
     Delete(Result<bool>),
     Clear(Result<usize>),
     Read(Vec<Result<Secrets>>),
+    RemovedLockFile(Result<()>),
+    /// Not performed: the process died before.
+    NotRun,
 }
 
 /// A model: a workload run on a protocol.
@@ -123,6 +154,14 @@ pub struct Model {
 pub struct Run {
     /// The crashing process really died (its protocol passed its crash step).
     pub crashed: bool,
+    /// Some process reused the map it had written instead of decoding the file.
+    pub reused: bool,
+    /// Some process found its locked inode no longer named and locked again.
+    pub retried: bool,
+    /// Some process gave up on a busy lock (a lock timeout).
+    pub timed_out: bool,
+    /// Power-loss states judged in this execution (0 if the check is off).
+    pub power_loss_states: u64,
 }
 
 /// A broken property, with the interleaving that broke it.
@@ -171,9 +210,32 @@ impl Scenario {
             Scenario::DistinctSets { processes } => processes,
             Scenario::SetVsDelete { setters, deleters } => setters + deleters,
             Scenario::SetVsClear { setters } => setters + 1,
-            Scenario::ReaderDuringWrites { writers, .. } | Scenario::CrashAt { writers, .. } => {
-                writers + 1
-            }
+            Scenario::ReaderDuringWrites { writers, .. }
+            | Scenario::CrashAt { writers, .. }
+            | Scenario::LockFileRemoved { writers } => writers + 1,
+            Scenario::RepeatedSets { processes, .. } => processes,
+            Scenario::Impatient { writers } => writers,
+        }
+    }
+
+    /// Whether a power loss is judged after every operation. Only where every
+    /// write is a set of a fresh key, so that "every acknowledged write survives"
+    /// is exact (under delete and clear a later operation may rightly remove it).
+    #[must_use]
+    pub fn checks_power_loss(self) -> bool {
+        !matches!(
+            self,
+            Scenario::SetVsDelete { .. } | Scenario::SetVsClear { .. }
+        )
+    }
+
+    /// The lock wait of every process: zero for [`Scenario::Impatient`] (a busy
+    /// lock is a timeout), otherwise longer than any model runs.
+    fn lock_wait(self) -> Duration {
+        if matches!(self, Scenario::Impatient { .. }) {
+            Duration::ZERO
+        } else {
+            LOCK_WAIT
         }
     }
 
@@ -185,12 +247,38 @@ impl Scenario {
         }
     }
 
+    /// What each process does, in order.
+    fn scripts(self) -> Vec<Vec<Op>> {
+        match self {
+            Scenario::RepeatedSets {
+                processes,
+                sets_each,
+            } => (0..processes)
+                .map(|p| {
+                    (0..sets_each)
+                        .map(|i| Op::Set {
+                            key: format!("k{p}_{i}"),
+                            value: format!("v{p}_{i}"),
+                        })
+                        .collect()
+                })
+                .collect(),
+            _ => self.ops().into_iter().map(|op| vec![op]).collect(),
+        }
+    }
+
+    /// One operation per process (every scenario but [`Scenario::RepeatedSets`]).
     fn ops(self) -> Vec<Op> {
         let set = |p: usize| Op::Set {
             key: key(p),
             value: value(p),
         };
         match self {
+            Scenario::RepeatedSets { .. } => unreachable!("has a script per process"),
+            Scenario::LockFileRemoved { writers } => std::iter::once(Op::RemoveLockFile)
+                .chain((1..=writers).map(set))
+                .collect(),
+            Scenario::Impatient { writers } => (0..writers).map(set).collect(),
             Scenario::DistinctSets { processes } => (0..processes).map(set).collect(),
             Scenario::SetVsDelete { setters, deleters } => (0..setters)
                 .map(set)
@@ -223,6 +311,14 @@ impl fmt::Display for Scenario {
             Scenario::CrashAt { step, writers } => {
                 write!(f, "crash-at-{}[1+{writers}]", step.name())
             }
+            Scenario::RepeatedSets {
+                processes,
+                sets_each,
+            } => write!(f, "repeated-sets[{processes}x{sets_each}]"),
+            Scenario::LockFileRemoved { writers } => {
+                write!(f, "lock-file-removed[1+{writers}]")
+            }
+            Scenario::Impatient { writers } => write!(f, "impatient[{writers}]"),
         }
     }
 }
@@ -288,51 +384,87 @@ impl Model {
                 .expect("the lock file is one of the model's names");
         }
 
-        let ops = self.scenario.ops();
+        if self.scenario.checks_power_loss() {
+            fs.check_power_loss(&old);
+        }
+
+        let scripts = self.scenario.scripts();
         let crash = match self.scenario {
             Scenario::CrashAt { step, .. } => Some(step),
             _ => None,
         };
-        let handles: Vec<_> = ops
+        let decodes = untracked::Arc::new(untracked::AtomicU64::new(0));
+        let handles: Vec<_> = scripts
             .iter()
             .enumerate()
-            .map(|(p, op)| {
+            .map(|(p, script)| {
                 let mut handle = fs.process(p);
                 if p == 0
                     && let Some(step) = crash
                 {
                     handle = handle.crashing_at(step);
                 }
-                let op = op.clone();
+                let script = script.clone();
                 let protocol = self.protocol;
+                let wait = self.scenario.lock_wait();
+                let codec = CountingCodec {
+                    decodes: untracked::Arc::clone(&decodes),
+                };
                 thread::spawn(move || {
-                    let engine = Engine::new(
-                        handle,
-                        PlainCodec,
-                        Paths::for_data(DATA),
-                        protocol,
-                        LOCK_WAIT,
-                    );
-                    perform(engine, op)
+                    let engine = Engine::new(handle, codec, Paths::for_data(DATA), protocol, wait);
+                    perform(engine, script)
                 })
             })
             .collect();
-        let outcomes: Vec<Outcome> = handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .expect("model processes return their errors, never panic")
-            })
-            .collect();
+        let mut ops = Vec::new();
+        let mut owner = Vec::new();
+        let mut outcomes = Vec::new();
+        for (p, (h, script)) in handles.into_iter().zip(&scripts).enumerate() {
+            let mut done = h
+                .join()
+                .expect("model processes return their errors, never panic")
+                .into_iter();
+            for op in script {
+                ops.push(op.clone());
+                owner.push(p);
+                outcomes.push(done.next().unwrap_or(Outcome::NotRun));
+            }
+        }
+        let locks_taken = fs.locks_taken();
+        let decoded = decodes.load(untracked::Ordering::Relaxed);
 
         let mut problems = Vec::new();
-        self.judge(&fs, &ops, &outcomes, &old, &mut problems);
+        self.judge(&fs, &ops, &owner, &outcomes, &old, &mut problems);
         if problems.is_empty() {
             let crashed = matches!(
                 outcomes.first(),
                 Some(Outcome::Set(Err(e))) if matches!(e.kind(), ErrorKind::Crashed { .. })
             );
-            Ok(Run { crashed })
+            let updates = outcomes
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o,
+                        Outcome::Set(Ok(_)) | Outcome::Delete(Ok(_)) | Outcome::Clear(Ok(_))
+                    )
+                })
+                .count() as u64;
+            let timed_out = outcomes.iter().any(|o| {
+                matches!(o, Outcome::Set(Err(e)) if matches!(e.kind(), ErrorKind::LockTimeout { .. }))
+            });
+            let cleaners = ops
+                .iter()
+                .filter(|op| matches!(op, Op::RemoveLockFile))
+                .count() as u64;
+            Ok(Run {
+                crashed,
+                // Every update of the correct protocol decodes the file, unless it
+                // reuses the map it wrote last.
+                reused: self.protocol == Protocol::Correct && decoded < updates,
+                retried: !timed_out && !crashed && locks_taken > updates + cleaners,
+                timed_out,
+                power_loss_states: fs.power_loss_states(),
+            })
         } else {
             Err(Violation {
                 model: self.name(),
@@ -346,6 +478,7 @@ impl Model {
         &self,
         fs: &ModelFs,
         ops: &[Op],
+        owner: &[usize],
         outcomes: &[Outcome],
         old: &Secrets,
         problems: &mut Vec<String>,
@@ -359,12 +492,22 @@ impl Model {
 
         // 1. Every operation succeeded (the crashing process may have died).
         let mut acknowledged = BTreeSet::new();
+        let mut timed_out = BTreeSet::new();
         let mut died = false;
         let mut cleared = None;
-        for (p, (op, outcome)) in ops.iter().zip(outcomes).enumerate() {
+        for (i, (op, outcome)) in ops.iter().zip(outcomes).enumerate() {
+            let p = owner[i];
             let failed = match outcome {
                 Outcome::Set(Ok(())) => {
-                    acknowledged.insert(p);
+                    acknowledged.insert(i);
+                    None
+                }
+                Outcome::NotRun | Outcome::RemovedLockFile(Ok(())) => None,
+                Outcome::Set(Err(e))
+                    if matches!(self.scenario, Scenario::Impatient { .. })
+                        && matches!(e.kind(), ErrorKind::LockTimeout { .. }) =>
+                {
+                    timed_out.insert(i);
                     None
                 }
                 Outcome::Delete(Ok(true)) => None,
@@ -378,7 +521,9 @@ impl Model {
                     None
                 }
                 Outcome::Set(Err(e)) => Some(format!("failed: {e}")),
-                Outcome::Delete(Err(e)) | Outcome::Clear(Err(e)) => Some(format!("failed: {e}")),
+                Outcome::Delete(Err(e))
+                | Outcome::Clear(Err(e))
+                | Outcome::RemovedLockFile(Err(e)) => Some(format!("failed: {e}")),
                 Outcome::Read(reads) => {
                     judge_reads(p, ops, reads, old, problems);
                     None
@@ -389,14 +534,20 @@ impl Model {
             }
         }
 
-        // 2. No lock outlives its process.
+        // 2. Every state a power loss may have left, after any operation, decodes
+        //    and holds every write acknowledged by then.
+        if let Some(problem) = fs.power_loss_violation() {
+            problems.push(problem);
+        }
+
+        // 3. No lock outlives its process.
         for (ino, p) in fs.held_locks() {
             problems.push(format!(
                 "the lock on ino {ino} is still held by p{p} after every process ended"
             ));
         }
 
-        // 3. No temporary file is left behind, except by a process that died.
+        // 4. No temporary file is left behind, except by a process that died.
         for name in fs.names() {
             let n = name.to_string_lossy();
             if n.starts_with(&crate::fs::temp_prefix(DATA)) && !(died && n.contains("-p0-")) {
@@ -404,7 +555,7 @@ impl Model {
             }
         }
 
-        // 4. The final file decodes, and holds exactly what the operations explain.
+        // 5. The final file decodes, and holds exactly what the operations explain.
         let Some(bytes) = fs.contents(data) else {
             problems.push(format!("the store file {DATA} is gone"));
             return;
@@ -420,9 +571,15 @@ impl Model {
             }
         };
         let got = |k: &str| map.get(k).map(|v| v.as_str());
-        for (p, op) in ops.iter().enumerate() {
+        for (i, op) in ops.iter().enumerate() {
+            let p = owner[i];
             if let Op::Set { key, value } = op {
-                let lost = acknowledged.contains(&p) && got(key) != Some(value.as_str());
+                if timed_out.contains(&i) && got(key).is_some() {
+                    problems.push(format!(
+                        "p{p}'s {op} timed out, a definite failure, but {key} is in the store"
+                    ));
+                }
+                let lost = acknowledged.contains(&i) && got(key) != Some(value.as_str());
                 // Under clear, a set ordered before the clear is rightly gone.
                 let cleared_away = cleared.is_some() && got(key).is_none();
                 if lost && !cleared_away {
@@ -488,7 +645,8 @@ impl Model {
             }
         }
 
-        // 5. A dead process does not stop the living: a later write gets through.
+        // 6. A dead process does not stop the living: a later write gets through,
+        //    and removes the dead writer's temporary file.
         if died && problems.is_empty() {
             let mut later = Engine::new(
                 fs.process(ModelFs::SETUP),
@@ -505,6 +663,18 @@ impl Model {
             });
             if let Err(e) = after {
                 problems.push(format!("a write after the crash failed: {e}"));
+            }
+            let debris: Vec<String> = fs
+                .names()
+                .iter()
+                .map(|n| n.to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&crate::fs::temp_prefix(DATA)))
+                .collect();
+            if self.protocol.removes_dead_writers_temp_files() && !debris.is_empty() {
+                problems.push(format!(
+                    "the write after the crash left the dead writer's temporary files behind: {}",
+                    debris.join(", ")
+                ));
             }
         }
     }
@@ -555,31 +725,83 @@ fn judge_reads(
     }
 }
 
+/// The plain codec, counting decodes (shared by every process of a model): an
+/// update that decodes nothing reused the map it wrote last.
+struct CountingCodec {
+    decodes: untracked::Arc<untracked::AtomicU64>,
+}
+
+impl Codec for CountingCodec {
+    type Meta = ();
+
+    fn decode(&mut self, bytes: &[u8]) -> Result<(Secrets, ())> {
+        self.decodes.fetch_add(1, untracked::Ordering::Relaxed);
+        PlainCodec.decode(bytes)
+    }
+
+    fn encode(&mut self, secrets: &Secrets, previous: Option<&()>) -> Result<Vec<u8>> {
+        PlainCodec.encode(secrets, previous)
+    }
+}
+
 /// One process: open the store (where `stale-snapshot` takes its snapshot), then
-/// do its operation through the engine, exactly as `Store`'s wrappers do.
-fn perform(mut engine: Engine<ModelFs, PlainCodec>, op: Op) -> Outcome {
-    let opened = engine.open();
+/// do its operations in turn through one engine, exactly as `Store`'s wrappers do.
+/// A process that dies stops there.
+fn perform(mut engine: Engine<ModelFs, CountingCodec>, script: Vec<Op>) -> Vec<Outcome> {
+    if let Err(e) = engine.open() {
+        // The first operation reports the failed open; the rest never run.
+        let failed = match script.first() {
+            Some(Op::Set { .. }) | None => Outcome::Set(Err(e)),
+            Some(Op::Delete { .. }) => Outcome::Delete(Err(e)),
+            Some(Op::Clear) => Outcome::Clear(Err(e)),
+            Some(Op::Read { .. }) => Outcome::Read(vec![Err(e)]),
+            Some(Op::RemoveLockFile) => Outcome::RemovedLockFile(Err(e)),
+        };
+        return vec![failed];
+    }
+    let mut outcomes = Vec::new();
+    for op in script {
+        let outcome = perform_one(&mut engine, op);
+        let died = matches!(
+            &outcome,
+            Outcome::Set(Err(e)) | Outcome::Delete(Err(e)) | Outcome::Clear(Err(e))
+                if matches!(e.kind(), ErrorKind::Crashed { .. })
+        );
+        outcomes.push(outcome);
+        if died {
+            break;
+        }
+    }
+    outcomes
+}
+
+fn perform_one(engine: &mut Engine<ModelFs, CountingCodec>, op: Op) -> Outcome {
     match op {
-        Op::Set { key, value } => Outcome::Set(opened.and_then(|()| {
-            engine.update(|map| {
-                map.insert(key, Zeroizing::new(value));
+        Op::Set { key, value } => {
+            let result = engine.update(|map| {
+                map.insert(key.clone(), Zeroizing::new(value.clone()));
                 Ok(())
-            })
+            });
+            if result.is_ok() {
+                engine.fs().acknowledge(&key, &value);
+            }
+            Outcome::Set(result)
+        }
+        Op::Delete { key } => Outcome::Delete(engine.update(|map| Ok(map.remove(&key).is_some()))),
+        Op::Clear => Outcome::Clear(engine.update(|map| {
+            let n = map.len();
+            map.clear();
+            Ok(n)
         })),
-        Op::Delete { key } => Outcome::Delete(
-            opened.and_then(|()| engine.update(|map| Ok(map.remove(&key).is_some()))),
-        ),
-        Op::Clear => Outcome::Clear(opened.and_then(|()| {
-            engine.update(|map| {
-                let n = map.len();
-                map.clear();
-                Ok(n)
-            })
-        })),
-        Op::Read { times } => Outcome::Read(match opened {
-            Err(e) => vec![Err(e)],
-            Ok(()) => (0..times).map(|_| engine.read()).collect(),
-        }),
+        Op::Read { times } => Outcome::Read((0..times).map(|_| engine.read()).collect()),
+        Op::RemoveLockFile => {
+            let fs = engine.fs();
+            let lock_path = engine.paths().lock.clone();
+            Outcome::RemovedLockFile(fs.lock(&lock_path, LOCK_WAIT).and_then(|lock| {
+                fs.remove(&lock_path)?;
+                fs.unlock(lock)
+            }))
+        }
     }
 }
 
@@ -604,6 +826,12 @@ mod tests {
                 writers: 3,
                 reads: 3,
             },
+            Scenario::RepeatedSets {
+                processes: 3,
+                sets_each: 3,
+            },
+            Scenario::LockFileRemoved { writers: 3 },
+            Scenario::Impatient { writers: 3 },
         ];
         all.extend(
             Step::ALL
@@ -625,6 +853,49 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_lone_writer_reuses_the_map_it_wrote_and_power_loss_is_judged_at_every_step() {
+        let run = Model::new(
+            Scenario::RepeatedSets {
+                processes: 1,
+                sets_each: 3,
+            },
+            Protocol::Correct,
+        )
+        .try_run()
+        .unwrap_or_else(|v| panic!("{v}"));
+        assert!(run.reused, "the second and third sets must reuse the map");
+        assert!(run.power_loss_states >= 3 * 4, "{run:?}");
+    }
+
+    /// One process, so the schedule is fixed: the durability faults need no race.
+    fn power_loss_violation(protocol: Protocol) -> Violation {
+        Model::new(Scenario::DistinctSets { processes: 1 }, protocol)
+            .try_run()
+            .expect_err("a power loss must expose the missing sync")
+    }
+
+    #[test]
+    fn no_fsync_leaves_an_empty_store_after_a_power_loss() {
+        let v = power_loss_violation(Protocol::NoFsync);
+        let text = v.to_string();
+        eprintln!("{text}");
+        assert!(text.contains("power loss after step"), "{text}");
+        assert!(text.contains("unsynced data lost"), "{text}");
+        assert!(text.contains("does not decode"), "{text}");
+    }
+
+    #[test]
+    fn no_dir_fsync_brings_back_the_old_store_after_a_power_loss() {
+        let v = power_loss_violation(Protocol::NoDirFsync);
+        let text = v.to_string();
+        assert!(
+            text.contains("with 0 of") && text.contains("acknowledged k0=v0 lost"),
+            "{text}"
+        );
+        assert!(text.contains("p0: set k0=v0 acknowledged"), "{text}");
     }
 
     #[test]
