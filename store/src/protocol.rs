@@ -480,6 +480,8 @@ pub struct Engine<F: Fs, C: Codec> {
     lock_wait: Duration,
     snapshot: Option<(Secrets, Option<C::Meta>)>,
     last_written: Option<Written<C::Meta>>,
+    /// Set by [`Engine::create`]: the update must find no store under the lock.
+    creating: bool,
 }
 
 /// The exact file contents this engine last wrote, with the map they encode.
@@ -529,6 +531,7 @@ impl<F: Fs, C: Codec> Engine<F, C> {
             lock_wait,
             snapshot: None,
             last_written: None,
+            creating: false,
         }
     }
 
@@ -746,6 +749,11 @@ impl<F: Fs, C: Codec> Engine<F, C> {
             _ => self.load_reusing(written)?,
         };
         self.fs.checkpoint(Step::Read)?;
+        if self.creating && meta.is_some() {
+            // Another init got there first: checked under the lock, so of many
+            // concurrent inits exactly one writes the store.
+            return Err(Error::at(ErrorKind::AlreadyExists, &self.paths.data));
+        }
         let result = f(&mut map)?;
         let bytes = self.codec.encode(&map, meta.as_ref())?;
         self.fs.checkpoint(Step::BeforeWrite)?;
@@ -793,12 +801,15 @@ impl<F: Fs, C: Codec> Engine<F, C> {
         {
             return Err(Error::at(ErrorKind::AlreadyExists, &data));
         }
-        self.update(|map| {
+        self.creating = true;
+        let created = self.update(|map| {
             if map.is_empty() {
                 Ok(())
             } else {
                 Err(Error::at(ErrorKind::AlreadyExists, &data))
             }
-        })
+        });
+        self.creating = false;
+        created
     }
 }

@@ -73,9 +73,22 @@ impl StoreOptions {
     /// Open the store. Nothing is read yet, except under the `stale-snapshot`
     /// protocol, which reads the whole map now (that is its bug).
     ///
+    /// A store path that is a symbolic link is followed (through every link, like
+    /// `open(2)`): the store is the file it names, replaced in *its* directory,
+    /// with its lock file beside it. So a store reached through a link and through
+    /// its real path is one store with one lock, and a write never turns the link
+    /// into a regular file.
+    ///
     /// # Errors
-    /// A malformed test barrier; for `stale-snapshot`, read and decode errors.
+    /// A malformed test barrier; a symbolic link loop; for `stale-snapshot`, read
+    /// and decode errors.
     pub fn open(self) -> Result<Store> {
+        let path = resolve_symlinks(self.path.clone())?;
+        let this = Self { path, ..self };
+        this.open_resolved()
+    }
+
+    fn open_resolved(self) -> Result<Store> {
         let fs = if self.honour_test_barrier {
             StdFs::from_env()?
         } else {
@@ -91,6 +104,29 @@ impl StoreOptions {
         engine.open()?;
         Ok(Store { engine })
     }
+}
+
+/// Follow `path` through symbolic links (at most 40, like Linux's `ELOOP` limit)
+/// to the name of the file itself; the target need not exist yet.
+fn resolve_symlinks(mut path: PathBuf) -> Result<PathBuf> {
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = std::fs::read_link(&path)
+                    .map_err(|e| crate::Error::io("read symbolic link", &path, e))?;
+                path = match path.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            _ => return Ok(path),
+        }
+    }
+    Err(crate::Error::io(
+        "follow symbolic links",
+        &path,
+        std::io::Error::other("more than 40 levels of symbolic links"),
+    ))
 }
 
 /// An encrypted secret store in one file.

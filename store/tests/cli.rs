@@ -522,3 +522,344 @@ fn lock_data_file_loses_writes() {
     );
     assert!(!lost.is_empty());
 }
+
+// ---------------------------------------------------------------------------
+// Hardening: hostile headers, symbolic links, concurrent init, sizes, debris.
+// ---------------------------------------------------------------------------
+
+/// Hold the store's lock from this test process until the returned file drops.
+fn hold_lock(s: &Scratch) -> fs::File {
+    let lock = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(format!("{}.lock", s.path().display()))
+        .unwrap();
+    lock.lock().unwrap();
+    lock
+}
+
+#[test]
+fn forged_kdf_iterations_are_damage_reported_at_once_without_taking_the_lock() {
+    use sha2::Digest as _;
+    let s = Scratch::init();
+    s.set("k", "v");
+    let mut bytes = fs::read(s.path()).unwrap();
+    // The header checksum is not keyed: anyone who can write the file can
+    // recompute it. 2^32-1 passes of Argon2id would run for days.
+    bytes[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+    let check = sha2::Sha256::digest(&bytes[..76]);
+    bytes[76..84].copy_from_slice(&check[..8]);
+    fs::write(s.path(), &bytes).unwrap();
+    // The lock is held here for the whole test: a command that tried to take it
+    // would wait 60 s and exit 3, not 5.
+    let _held = hold_lock(&s);
+    for args in [&["get", "k"][..], &["set", "k"], &["list"]] {
+        let start = std::time::Instant::now();
+        let out = s
+            .cmd()
+            .args(["--lock-timeout-ms", "60000"])
+            .args(args)
+            .write_stdin("v2")
+            .output()
+            .unwrap();
+        let took = start.elapsed();
+        eprintln!("{args:?}: exit {:?} in {took:?}", out.status.code());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("iterations 4294967295 exceeds the limit of 16"),
+            "{stderr}"
+        );
+        // Far below both the lock wait and any derivation with 2^32-1 passes.
+        assert!(
+            took < std::time::Duration::from_secs(30),
+            "{args:?} took {took:?}"
+        );
+    }
+    assert_eq!(
+        fs::read(s.path()).unwrap(),
+        bytes,
+        "the file was not touched"
+    );
+}
+
+#[test]
+fn a_symlinked_store_path_is_followed_and_the_target_replaced_in_its_own_directory() {
+    let s = Scratch::init();
+    s.set("before", "1");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let link = elsewhere.path().join("link-to-store");
+    std::os::unix::fs::symlink(s.path(), &link).unwrap();
+    let via_link = |args: &[&str], stdin: &str| {
+        s.cmd()
+            .env("CLOBBER_STORE_PATH", &link)
+            .args(args)
+            .write_stdin(stdin.to_owned())
+            .assert()
+    };
+    via_link(&["set", "through-link"], "2").success();
+    // The link is still a link, to the same file; no split into two stores.
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(fs::read_link(&link).unwrap(), s.path());
+    assert_eq!(s.list(), ["before", "through-link"]);
+    s.set("direct", "3");
+    via_link(&["get", "direct"], "").success().stdout("3\n");
+    // The lock and temporary files live beside the target, not beside the link.
+    let beside_link: Vec<_> = fs::read_dir(elsewhere.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(beside_link, ["link-to-store"]);
+}
+
+#[test]
+fn of_many_concurrent_inits_exactly_one_succeeds() {
+    const INITS: usize = 12;
+    for trial in 0..5 {
+        let s = Arc::new(Scratch::new());
+        let start = Arc::new(std::sync::Barrier::new(INITS));
+        let runs: Vec<_> = (0..INITS)
+            .map(|_| {
+                let (s, start) = (Arc::clone(&s), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    let mut cmd = s.cmd();
+                    cmd.args(["--lock-timeout-ms", "60000", "init"]).args([
+                        "--kdf-memory-kib",
+                        "8",
+                        "--kdf-iterations",
+                        "1",
+                    ]);
+                    start.wait();
+                    cmd.output().unwrap()
+                })
+            })
+            .collect();
+        let codes: Vec<Option<i32>> = runs
+            .into_iter()
+            .map(|r| r.join().unwrap().status.code())
+            .collect();
+        let ok = codes.iter().filter(|c| **c == Some(0)).count();
+        let exists = codes.iter().filter(|c| **c == Some(7)).count();
+        assert_eq!((ok, exists), (1, INITS - 1), "trial {trial}: {codes:?}");
+        assert!(s.list().is_empty());
+    }
+}
+
+#[test]
+fn a_value_over_one_mib_is_refused_with_the_limit_and_nothing_is_written() {
+    let s = Scratch::init();
+    s.set("k", "v");
+    let before = fs::read(s.path()).unwrap();
+    let limit = clobber_store::secrets::MAX_VALUE_LEN;
+    s.cmd()
+        .args(["set", "big"])
+        .write_stdin("x".repeat(limit + 1))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!(
+            "is {} bytes long; the limit is {limit} bytes",
+            limit + 1
+        )));
+    assert_eq!(fs::read(s.path()).unwrap(), before);
+    s.set("big", &"x".repeat(limit));
+    assert_eq!(s.list(), ["big", "k"]);
+}
+
+#[test]
+fn a_writer_removes_temporary_files_left_by_dead_writers() {
+    let s = Scratch::init();
+    let debris = s
+        .dir
+        .path()
+        .join(".secrets_encrypted.tmp-4242-00000000deadbeef");
+    fs::write(&debris, b"a complete copy of old secrets").unwrap();
+    assert_eq!(s.temp_files().len(), 1);
+    // Readers do not touch it (they take no lock, so they cannot know it is dead).
+    assert!(s.list().is_empty());
+    assert_eq!(s.temp_files().len(), 1);
+    s.set("k", "v");
+    assert!(s.temp_files().is_empty(), "the writer left the debris");
+}
+
+// ---------------------------------------------------------------------------
+// Kill storm: many concurrent writers, SIGKILLed at random moments.
+// ---------------------------------------------------------------------------
+
+/// xorshift64*: enough randomness for kill timing, seeded and printed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+#[test]
+fn kill_storm_of_2000_sets_loses_no_acknowledged_write_and_leaves_no_pile_of_temp_files() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    const WRITERS: usize = 8;
+    const SETS_EACH: usize = 250;
+    let seed = std::env::var("CLOBBER_KILL_STORM_SEED").map_or_else(
+        |_| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        },
+        |v| v.parse().unwrap(),
+    );
+    eprintln!("kill storm seed {seed} (CLOBBER_KILL_STORM_SEED={seed} replays the kill timing)");
+    let s = Arc::new(Scratch::init());
+    let alive = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let killed = Arc::new(AtomicUsize::new(0));
+    let bin = assert_cmd::cargo::cargo_bin("clobber-store");
+
+    // Samples the directory: (temp files seen, writers alive around the listing).
+    let sampler = {
+        let (s, alive, done) = (Arc::clone(&s), Arc::clone(&alive), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut worst = (0usize, 0usize);
+            let mut samples = 0;
+            let mut unreadable = Vec::new();
+            while !done.load(Ordering::SeqCst) {
+                let before = alive.load(Ordering::SeqCst);
+                let temps = s.temp_files().len();
+                let after = alive.load(Ordering::SeqCst);
+                let writers = before.max(after);
+                // A writer SIGKILLed while holding the lock leaves its temporary
+                // file until the next lock holder removes it: at most one such
+                // file at a time, beside the live holder's own.
+                assert!(
+                    temps <= 2 && temps <= writers + 1,
+                    "{temps} temporary files with {writers} writers alive"
+                );
+                if temps > worst.0 {
+                    worst = (temps, writers);
+                }
+                samples += 1;
+                if samples % 20 == 0 {
+                    let out = s.cmd().arg("list").output().unwrap();
+                    if !out.status.success() {
+                        unreadable.push(String::from_utf8_lossy(&out.stderr).into_owned());
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            (worst, samples, unreadable)
+        })
+    };
+
+    let start = std::time::Instant::now();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (s, alive, ack, killed, bin) = (
+                Arc::clone(&s),
+                Arc::clone(&alive),
+                Arc::clone(&acknowledged),
+                Arc::clone(&killed),
+                bin.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut rng = Rng(seed ^ (w as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                for i in 0..SETS_EACH {
+                    let key = format!("w{w}_{i}");
+                    let value = format!("value-{w}-{i}");
+                    alive.fetch_add(1, Ordering::SeqCst);
+                    let mut child = std::process::Command::new(&bin)
+                        .env_clear()
+                        .env("CLOBBER_STORE_PATH", s.path())
+                        .env("CLOBBER_STORE_PASSPHRASE", "correct-horse")
+                        .args(["--lock-timeout-ms", "60000", "set", &key])
+                        .stdin(std::process::Stdio::piped())
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .spawn()
+                        .unwrap();
+                    {
+                        use std::io::Write as _;
+                        let mut stdin = child.stdin.take().unwrap();
+                        let _ = stdin.write_all(value.as_bytes());
+                    }
+                    // One set in three is SIGKILLed after a random 0-8 ms.
+                    if rng.next() % 3 == 0 {
+                        std::thread::sleep(std::time::Duration::from_micros(rng.next() % 8000));
+                        if child.kill().is_ok() {
+                            killed.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    let status = child.wait().unwrap();
+                    alive.fetch_sub(1, Ordering::SeqCst);
+                    if status.success() {
+                        ack.lock().unwrap().push((key, value));
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    let ((worst, worst_alive), samples, unreadable) = sampler.join().unwrap();
+    let took = start.elapsed();
+
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let out = s.cmd().arg("list").output().unwrap();
+    assert!(out.status.success(), "the store is unreadable: {out:?}");
+    let present: std::collections::BTreeSet<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| !present.contains(*k))
+        .collect();
+    // Spot-check values too (every 50th acknowledged write, each a process).
+    for (k, v) in acknowledged.iter().step_by(50) {
+        s.cmd()
+            .args(["get", k])
+            .assert()
+            .success()
+            .stdout(format!("{v}\n"));
+    }
+    let leftover = s.temp_files().len();
+    eprintln!(
+        "kill storm: {} sets, {} SIGKILLed, {} acknowledged, {} lost, {} unreadable reads, \
+         most temporary files seen {worst} (with {worst_alive} writers alive) in {samples} samples, \
+         {leftover} left at the end, {:.1} s",
+        WRITERS * SETS_EACH,
+        killed.load(Ordering::SeqCst),
+        acknowledged.len(),
+        lost.len(),
+        unreadable.len(),
+        took.as_secs_f64()
+    );
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    assert!(
+        unreadable.is_empty(),
+        "unreadable store during the storm: {unreadable:?}"
+    );
+    assert!(killed.load(Ordering::SeqCst) > 0, "no writer was killed");
+    // The next writer removes whatever the last dead writer left.
+    s.set("after-the-storm", "v");
+    assert!(
+        s.temp_files().is_empty(),
+        "temporary files left after a clean write"
+    );
+}

@@ -301,3 +301,69 @@ fn a_crash_at_any_step_releases_the_lock_and_keeps_a_whole_store() {
         store.set("k", "v").unwrap();
     }
 }
+
+/// A valid store file, sealed with the cheapest KDF, holding a couple of secrets.
+fn sealed_file() -> Vec<u8> {
+    let mut map = clobber_store::Secrets::new();
+    map.insert("name".into(), zeroize::Zeroizing::new("value".into()));
+    map.insert("other".into(), zeroize::Zeroizing::new("x".repeat(40)));
+    Cipher::new(KeySource::passphrase("pw"), KdfParams::CHEAP)
+        .seal(&map, None)
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// Whatever the bytes, decoding returns a map or an error: it never panics, and
+    /// never allocates by a length field it has not checked against the input.
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let _ = clobber_store::secrets::decode(&bytes);
+        let _ = Header::parse(&bytes);
+        let _ = Cipher::new(KeySource::passphrase("pw"), KdfParams::CHEAP).open(&bytes);
+    }
+
+    /// A real file with bytes changed, cut or appended: an error or the map, never a
+    /// panic (the header checksum is recomputed half the time, as a forger would,
+    /// so the KDF bounds and the key check are reached too).
+    #[test]
+    fn opening_a_damaged_store_file_never_panics(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+        cut in any::<prop::sample::Index>(),
+        tail in prop::collection::vec(any::<u8>(), 0..8),
+        forge in any::<bool>(),
+    ) {
+        use sha2::Digest as _;
+        let mut file = sealed_file();
+        for (at, byte) in edits {
+            let i = at.index(file.len());
+            file[i] = byte;
+        }
+        if forge {
+            let check = sha2::Sha256::digest(&file[..76]);
+            file[76..84].copy_from_slice(&check[..8]);
+        }
+        file.truncate(cut.index(file.len() + 1));
+        file.extend_from_slice(&tail);
+        let _ = Cipher::new(KeySource::passphrase("pw"), KdfParams::CHEAP).open(&file);
+    }
+}
+
+#[test]
+fn a_map_over_the_limits_is_an_error_through_update_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let mut store = open(&path);
+    store.set("k", "v").unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let over = "x".repeat(clobber_store::secrets::MAX_VALUE_LEN + 1);
+    let err = store
+        .update(|map| {
+            map.insert("huge".into(), zeroize::Zeroizing::new(over));
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Invalid { .. }), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "nothing was written");
+}
