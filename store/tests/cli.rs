@@ -733,7 +733,7 @@ fn kill_storm_of_2000_sets_loses_no_acknowledged_write_and_leaves_no_pile_of_tem
         let (s, alive, done) = (Arc::clone(&s), Arc::clone(&alive), Arc::clone(&done));
         std::thread::spawn(move || {
             let mut worst = (0usize, 0usize);
-            let mut samples = 0;
+            let mut samples: u64 = 0;
             let mut unreadable = Vec::new();
             while !done.load(Ordering::SeqCst) {
                 let before = alive.load(Ordering::SeqCst);
@@ -751,7 +751,7 @@ fn kill_storm_of_2000_sets_loses_no_acknowledged_write_and_leaves_no_pile_of_tem
                     worst = (temps, writers);
                 }
                 samples += 1;
-                if samples % 20 == 0 {
+                if samples.is_multiple_of(20) {
                     let out = s.cmd().arg("list").output().unwrap();
                     if !out.status.success() {
                         unreadable.push(String::from_utf8_lossy(&out.stderr).into_owned());
@@ -795,7 +795,7 @@ fn kill_storm_of_2000_sets_loses_no_acknowledged_write_and_leaves_no_pile_of_tem
                         let _ = stdin.write_all(value.as_bytes());
                     }
                     // One set in three is SIGKILLed after a random 0-8 ms.
-                    if rng.next() % 3 == 0 {
+                    if rng.next().is_multiple_of(3) {
                         std::thread::sleep(std::time::Duration::from_micros(rng.next() % 8000));
                         if child.kill().is_ok() {
                             killed.fetch_add(1, Ordering::SeqCst);
