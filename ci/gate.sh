@@ -107,8 +107,10 @@ if [[ -e /dev/fuse ]]; then
 else
   echo "  SKIPPED power-loss: /dev/fuse is absent"
 fi
-# One process, no concurrency: only a kill mid-rewrite can tear the in-place store.
+# One process, no concurrency: only a kill mid-rewrite can tear the in-place store;
+# the reference store keeps every write and leaves no dead writer's file behind.
 for i in 1 2 3; do
+  run 0 "sequential/cli/reference/kill-$i" harness/tests/data/sequential.toml --store reference --nemesis kill --seed $((SEED_BASE + i))
   run 1 "sequential/cli/in-place/kill-$i" harness/tests/data/sequential.toml --store reference:in-place --nemesis kill --seed $((SEED_BASE + i))
 done
 

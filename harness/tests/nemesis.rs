@@ -108,6 +108,7 @@ fn power_loss_keeps_every_acknowledged_write_of_the_reference_store() {
 #[test]
 fn kill_nemesis_never_loses_an_acknowledged_reference_write_nor_damages_the_store() {
     let (out, report) = run(SEQUENTIAL, "reference", "kill", 12, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         report["nemesis"]["killed"].as_u64().unwrap_or(0) >= 5,
         "{}",
