@@ -17,7 +17,7 @@ use clobber_check::history::{Op, Outcome};
 use clobber_store::{ErrorKind, KdfParams, KeySource, Protocol, Store, StoreOptions};
 use serde::{Deserialize, Serialize};
 
-use crate::adapter::{Adapter, ValueVia};
+use crate::adapter::{Adapter, Answer, ValueVia};
 use crate::run::supervise::{Grouping, RunError, run_with_timeout, store_command};
 use crate::scenario::Handle;
 
@@ -126,8 +126,6 @@ pub enum Driver {
         adapter: Box<Adapter>,
         /// The scratch directory.
         scratch: PathBuf,
-        /// The adapter's environment, resolved.
-        env: Vec<(String, String)>,
         /// Per-operation timeout.
         timeout: Duration,
         /// Which process group its store processes run in.
@@ -174,7 +172,6 @@ impl Driver {
                 perturb,
             } => Driver::Cli {
                 perturb: perturb.map(|p| (*p, 0)),
-                env: adapter.env_for(&scratch),
                 adapter,
                 scratch,
                 timeout: Duration::from_millis(op_timeout_ms),
@@ -209,7 +206,6 @@ impl Driver {
             Driver::Cli {
                 adapter,
                 scratch,
-                env,
                 timeout,
                 grouping,
                 perturb,
@@ -218,7 +214,7 @@ impl Driver {
                     *n += 1;
                     (&*spec, *n)
                 });
-                exec_cli(adapter, scratch, env, *timeout, *grouping, wrap, call)
+                exec_cli(adapter, scratch, *timeout, *grouping, wrap, call)
             }
             Driver::Lib {
                 options,
@@ -291,7 +287,6 @@ fn lib_error(op: Op, e: &clobber_store::Error) -> Done {
 fn exec_cli(
     adapter: &Adapter,
     scratch: &std::path::Path,
-    env: &[(String, String)],
     timeout: Duration,
     grouping: Grouping,
     perturb: Option<(&crate::perturbation::PerturbSpec, u64)>,
@@ -325,7 +320,8 @@ fn exec_cli(
         },
         None => argv,
     };
-    let cmd = store_command(&argv, env, &adapter.env_remove, feeds_stdin);
+    let mut cmd = store_command(&argv, &[], &[], feeds_stdin);
+    adapter.apply_env(&mut cmd, scratch);
     let line = feeds_stdin.then(|| {
         let mut line = call.value.clone().unwrap_or_default();
         line.push('\n');
@@ -353,22 +349,30 @@ fn exec_cli(
     classify(adapter, call.op, &output)
 }
 
-/// Turn a store process's exit status and output into an outcome.
+/// Turn a store process's exit status and output into an outcome, as the adapter's
+/// rules say ([`Adapter::answer`]).
 #[must_use]
 pub fn classify(adapter: &Adapter, op: Op, output: &std::process::Output) -> Done {
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let stderr = stderr.trim();
+    let stdout = String::from_utf8_lossy(&output.stdout);
     let Some(code) = output.status.code() else {
         use std::os::unix::process::ExitStatusExt;
         let signal = output.status.signal().unwrap_or(0);
         return Done::with(
             Outcome::Unknown,
-            format!("store killed by signal {signal}: {stderr}"),
+            format!("store killed by signal {signal}: {}", stderr.trim()),
         );
     };
-    if code == 0 {
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        return match op {
+    let says = || {
+        let text = if stderr.trim().is_empty() {
+            stdout.trim()
+        } else {
+            stderr.trim()
+        };
+        format!("exit {code}: {text}")
+    };
+    match adapter.answer(op, code, &stdout, &stderr) {
+        Answer::Ok => match op {
             Op::Get => {
                 let mut v: &str = &stdout;
                 if let Some(s) = v.strip_suffix('\n') {
@@ -380,36 +384,16 @@ pub fn classify(adapter: &Adapter, op: Op, output: &std::process::Output) -> Don
                 }
             }
             Op::List => Done {
-                keys: Some(
-                    stdout
-                        .lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
-                ),
+                keys: Some(adapter.list_keys(&stdout)),
                 ..Done::ok()
             },
             _ => Done::ok(),
-        };
+        },
+        Answer::NotFound => Done::with(Outcome::NotFound, stderr.trim()),
+        Answer::Damaged => Done::damaged(op, says()),
+        Answer::Fail => Done::with(Outcome::Fail, says()),
+        Answer::Unknown => Done::with(Outcome::Unknown, says()),
     }
-    let nf = &adapter.not_found;
-    if matches!(op, Op::Get | Op::Delete)
-        && code == nf.exit_code
-        && nf
-            .stderr_contains
-            .as_deref()
-            .is_none_or(|t| stderr.contains(t))
-    {
-        return Done::with(Outcome::NotFound, stderr);
-    }
-    if adapter.damaged_exit_codes.contains(&code) {
-        return Done::damaged(op, format!("exit {code}: {stderr}"));
-    }
-    if adapter.fail_exit_codes.contains(&code) {
-        return Done::with(Outcome::Fail, format!("exit {code}: {stderr}"));
-    }
-    Done::with(Outcome::Unknown, format!("exit {code}: {stderr}"))
 }
 
 #[cfg(test)]

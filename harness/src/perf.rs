@@ -118,11 +118,11 @@ fn measure(
     let help_spawn_ms = t.elapsed().as_secs_f64() * 1e3 / samples as f64;
 
     let setup = adapter
-        .argv("setup", None, None, scratch)
+        .setup_argvs(scratch)
+        .pop()
         .ok_or_else(|| Error::setup("reference adapter has no setup command"))?;
-    let status = Command::new(&setup[0])
-        .args(&setup[1..])
-        .envs(adapter.env_for(scratch))
+    let status = adapter
+        .command(&setup, scratch)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

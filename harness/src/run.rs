@@ -149,6 +149,8 @@ struct Worker {
 pub fn run(config: &RunConfig) -> Result<RunReport> {
     let mut scratch_made = None;
     let result = run_inner(config, &mut scratch_made);
+    // The adapter's teardown runs on every exit path (Ctrl-C: in the handler).
+    crate::adapter::lifecycle::teardown_armed();
     if result.is_err() {
         yield_to_interrupt();
     }
@@ -178,6 +180,9 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
         let exe = std::env::current_exe()
             .map_err(|e| Error::io("find own executable", Path::new("clobber"), e))?;
         crate::perturbation::preflight(&exe)?;
+    }
+    if plan.mode == Mode::Cli {
+        crate::adapter::lifecycle::arm_teardown(&plan.adapter, &plan.scratch);
     }
     match plan.mode {
         Mode::Cli => preflight::preflight(&plan.adapter, &plan.store_root, plan.op_timeout_ms)?,
@@ -330,20 +335,9 @@ fn make_plan(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<P
     let max_duration_ms = config.max_duration_ms.unwrap_or(scenario.max_duration_ms);
     if mode == Mode::Cli {
         adapter.require_program()?;
-        for role in &scenario.roles {
-            for step in &role.steps {
-                if let crate::scenario::Step::Op { op, .. } = step
-                    && !adapter.supports(*op)
-                {
-                    return Err(Error::usage(format!(
-                        "scenario {} role {:?} uses `{op}`, but adapter {} ({}) has no `{op}` command",
-                        scenario.path.display(),
-                        role.name,
-                        adapter.name,
-                        adapter.source
-                    )));
-                }
-            }
+        // A capability the store lacks: refused with one line (exit 3).
+        if let Some(why) = adapter.missing_capability(&scenario) {
+            return Err(Error::usage(why));
         }
     }
     let scratch = make_scratch(config, &scenario, seed)?;
@@ -399,9 +393,7 @@ fn make_plan(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<P
     };
     let store_path = store_root.join("secrets");
     let passphrase = adapter
-        .env
-        .get("CLOBBER_STORE_PASSPHRASE")
-        .cloned()
+        .env_value("CLOBBER_STORE_PASSPHRASE")
         .unwrap_or_else(|| "clobber-scratch-passphrase".into());
     Ok(Plan {
         scenario,
@@ -432,9 +424,7 @@ fn shaping_env(adapter: &Adapter) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .filter(|(k, _)| {
-            (k.starts_with("CLOBBER_STORE_")
-                && !adapter.env_remove.contains(k)
-                && !adapter.env.contains_key(k))
+            (k.starts_with("CLOBBER_STORE_") && !adapter.env_overrides(k))
                 || adapter.program_env.as_deref() == Some(k.as_str())
         })
         .collect();
@@ -510,7 +500,7 @@ fn start_workers(plan: &Plan, nemesis: NemesisKind) -> Result<(Vec<Worker>, Hash
             let stderr = crate::worker::create_private(&stderr_path)
                 .map_err(|e| Error::io("create worker log", &stderr_path, e))?;
             let mut child =
-                supervise::spawn_worker(&exe, &spec_path, stderr, &plan.adapter.env_remove)
+                supervise::spawn_worker(&exe, &spec_path, stderr, &plan.adapter.env_removed())
                     .map_err(|e| {
                         kill_all_groups();
                         Error::setup(format!("starting worker process {process}: {e}"))

@@ -19,7 +19,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
 
 use clobber_check::history::Op;
@@ -674,10 +674,9 @@ pub fn calibrate(adapter: &Adapter, mode: Mode) -> Result<f64> {
 }
 
 fn calibrate_in(adapter: &Adapter, scratch: &Path) -> Result<f64> {
-    if let Some(setup) = adapter.argv("setup", None, None, scratch) {
-        let out = Command::new(&setup[0])
-            .args(&setup[1..])
-            .envs(adapter.env_for(scratch))
+    for setup in adapter.setup_argvs(scratch) {
+        let out = adapter
+            .command(&setup, scratch)
             .current_dir(scratch)
             .stdin(Stdio::null())
             .output()

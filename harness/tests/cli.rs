@@ -464,7 +464,8 @@ fn a_hanging_store_is_killed_with_every_process_and_the_run_is_not_a_pass() {
 #[test]
 fn a_crashing_store_is_reported_and_the_run_is_not_a_pass() {
     let dir = tempfile::tempdir().unwrap();
-    let adapter = fake_store(dir.path(), "crash", "kill -SEGV $$");
+    // `$$` in an adapter is a literal `$`, so the shell sees `$$`, its own pid.
+    let adapter = fake_store(dir.path(), "crash", "kill -SEGV $$$$");
     let out = clobber(&[
         "run",
         "scenarios/oauth-churn.toml",

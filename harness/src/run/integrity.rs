@@ -191,7 +191,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("none");
         let crash = check_integrity(
-            &adapter_with_integrity("kill -SEGV $$"),
+            // `$$` is a literal `$` in an adapter: the shell gets `$$`, its pid.
+            &adapter_with_integrity("kill -SEGV $$$$"),
             dir.path(),
             &p,
             "",

@@ -28,7 +28,8 @@ pub(crate) fn run_command(
     argv: &[String],
     timeout_ms: u64,
 ) -> std::result::Result<std::process::Output, String> {
-    let cmd = store_command(argv, &adapter.env_for(scratch), &adapter.env_remove, false);
+    let mut cmd = store_command(argv, &[], &[], false);
+    adapter.apply_env(&mut cmd, scratch);
     run_with_timeout(cmd, Grouping::Own, None, Duration::from_millis(timeout_ms)).map_err(|e| {
         match e {
             RunError::Start(e) => format!("cannot start `{}`: {e}", argv.join(" ")),
@@ -55,7 +56,7 @@ pub(crate) fn describe_exit(out: &std::process::Output) -> String {
 /// Run the adapter's `setup`, then probe a key that must be absent.
 pub(crate) fn preflight(adapter: &Adapter, scratch: &Path, timeout_ms: u64) -> Result<()> {
     adapter.require_program()?;
-    if let Some(argv) = adapter.argv("setup", None, None, scratch) {
+    for argv in adapter.setup_argvs(scratch) {
         let out = run_command(adapter, scratch, &argv, timeout_ms).map_err(Error::setup)?;
         if !out.status.success() {
             return Err(Error::setup(format!(
@@ -110,14 +111,9 @@ pub(crate) fn preflight(adapter: &Adapter, scratch: &Path, timeout_ms: u64) -> R
     }
     if done.outcome != Outcome::NotFound {
         return Err(Error::setup(format!(
-            "store probe `{}` on an empty scratch store should report \"not found\" (exit {}{}), got {}",
+            "store probe `{}` on an empty scratch store should report \"not found\" ({}), got {}",
             argv.join(" "),
-            adapter.not_found.exit_code,
-            adapter
-                .not_found
-                .stderr_contains
-                .as_deref()
-                .map_or(String::new(), |t| format!(", stderr containing {t:?}")),
+            adapter.describe_not_found(),
             describe_exit(&out)
         )));
     }

@@ -92,6 +92,7 @@ pub(crate) fn install_signal_handler() {
             INTERRUPTED.store(true, Ordering::SeqCst);
             let n = kill_all_groups();
             crate::nemesis::detach_mount();
+            crate::adapter::lifecycle::teardown_armed();
             let scratch = SCRATCH.lock().ok().and_then(|s| s.clone());
             eprintln!(
                 "\nclobber: interrupted: killed {n} process group(s){}",
