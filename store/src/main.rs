@@ -13,10 +13,12 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  secret not found (\"secret not found: NAME\")
-  2  usage error (bad flags, empty name or value, missing store path or key)
+  2  usage error (bad flags, empty name or value, a value over 1 MiB, missing
+     store path or key)
   3  lock busy: another process held the lock for the whole wait
   4  wrong passphrase or key
-  5  store file damaged: tampered, truncated, unknown version, or not a store
+  5  store file damaged: tampered, truncated, unknown version, not a store, or
+     KDF parameters out of bounds (memory > 1 GiB, passes > 16, lanes > 16)
   6  I/O error (the message names the file and the operation)
   7  init: a store already exists at that path
 
@@ -41,7 +43,9 @@ struct Cli {
 
 #[derive(Args, Debug)]
 struct Global {
-    /// The store file. Its lock file is the same path plus ".lock".
+    /// The store file. Its lock file is the same path plus ".lock". A symbolic
+    /// link is followed: the store is the file it names, replaced in that file's
+    /// directory (the link stays a link).
     #[arg(
         long = "store",
         env = "CLOBBER_STORE_PATH",
