@@ -15,7 +15,8 @@
 # Knobs (environment): RUNS (20), SCHEDULES ("off pct"; any --perturb value, `off`
 # = no perturbation), SCENARIOS ("parallel-churn lock-storm"), STORES (every
 # reference:<fault>, plus the reference), SEED_BASE (5000), CLOBBER (binary),
-# MAX_MS (stop each run after this long: --max-duration-ms; default: the scenario's).
+# MAX_MS (stop each run after this long: --max-duration-ms; default: the scenario's),
+# CORRECT (more store names that must pass, e.g. "crudini sqlite3").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +47,7 @@ echo "$header"
 for store in $STORES; do
   correct=0
   [[ $store == reference || $store == *correct* ]] && correct=1
+  for c in ${CORRECT:-}; do [[ $(basename "$store" .toml) == "$c" ]] && correct=1; done
   for scen in $SCENARIOS; do
     row=$(printf '%-34s %-15s' "$(basename "$store" .toml)" "$scen")
     for sched in $SCHEDULES; do
