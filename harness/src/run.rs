@@ -166,7 +166,7 @@ pub fn run(config: &RunConfig) -> Result<RunReport> {
 
 fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<RunReport> {
     let wall = Instant::now();
-    let plan = make_plan(config, scratch_made)?;
+    let mut plan = make_plan(config, scratch_made)?;
     let mut nemesis = Nemesis::start(config.nemesis, plan.seed, &plan.store_root)?;
     if nemesis.mount().is_some() {
         for sub in ["home", "config", "data", "state", "cache"] {
@@ -182,7 +182,7 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
         crate::perturbation::preflight(&exe)?;
     }
     if plan.mode == Mode::Cli {
-        crate::adapter::lifecycle::arm_teardown(&plan.adapter, &plan.scratch);
+        crate::adapter::lifecycle::arm_teardown(&plan.adapter, &plan.store_root);
     }
     match plan.mode {
         Mode::Cli => preflight::preflight(&plan.adapter, &plan.store_root, plan.op_timeout_ms)?,
@@ -196,6 +196,18 @@ fn run_inner(config: &RunConfig, scratch_made: &mut Option<PathBuf>) -> Result<R
             .and_then(|mut s| s.init())
             .map_err(|e| Error::setup(format!("creating the scratch store: {e}")))?;
         }
+    }
+    // Pauses given as multiples of the store's latency (latency.rs).
+    let ops = plan.scenario.latency_ops();
+    if !ops.is_empty() {
+        let mut driver = Driver::new(plan.driver_spec(Handle::PerOp))?;
+        let latency = crate::latency::measure(&mut driver, &ops);
+        eprintln!(
+            "clobber: store latency (median of {}): {}",
+            crate::latency::SAMPLES,
+            latency.describe()
+        );
+        plan.scenario.apply_latency(&|op| latency.ms(op));
     }
 
     let (mut workers, sentinel_processes) = start_workers(&plan, config.nemesis)?;

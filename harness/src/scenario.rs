@@ -120,6 +120,84 @@ pub struct Scenario {
     pub perturb: Option<String>,
     /// The roles.
     pub roles: Vec<Role>,
+    /// Pauses given as multiples of the store's latency (`pause_ms = "3x set"`),
+    /// filled in by [`Scenario::apply_latency`] once pre-flight has measured it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relative: Vec<RelativePause>,
+}
+
+/// A pause that follows the store's speed: `ms` and `jitter_ms` of step `step` of
+/// role `role` are `base + sum(factor x median latency of op)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelativePause {
+    /// Index of the role.
+    pub role: usize,
+    /// Index of the step in the role's (expanded) steps.
+    pub step: usize,
+    /// The pause.
+    pub ms: Timing,
+    /// Its jitter.
+    pub jitter_ms: Timing,
+}
+
+impl Eq for RelativePause {}
+
+/// A duration in milliseconds plus multiples of operations' median latencies:
+/// `50`, `"3x set"`, `"400 + 4x clear"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Timing {
+    /// Fixed milliseconds.
+    pub ms: u64,
+    /// `(factor, op)`: add `factor` times the store's median latency of `op`.
+    pub per_op: Vec<(f64, Op)>,
+}
+
+impl Timing {
+    /// Parse `"400 + 4x clear"` (terms: milliseconds, or `<factor>x <op>`).
+    ///
+    /// # Errors
+    /// A message naming the bad term.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let mut t = Timing::default();
+        for term in text.split('+').map(str::trim) {
+            if let Some((f, op)) = term.split_once('x')
+                && let Ok(f) = f.trim().parse::<f64>()
+            {
+                let op: Op = serde_json::from_value(serde_json::Value::String(op.trim().into()))
+                    .map_err(|_| {
+                        format!(
+                            "{term:?} in {text:?}: expected `<factor>x <set|get|delete|list|clear>`"
+                        )
+                    })?;
+                if !(0.0..=1000.0).contains(&f) {
+                    return Err(format!("factor {f} in {text:?} must be 0..=1000"));
+                }
+                t.per_op.push((f, op));
+            } else {
+                let ms = term
+                    .strip_suffix("ms")
+                    .unwrap_or(term)
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|ms| *ms <= MAX_MS)
+                    .ok_or_else(|| {
+                        format!(
+                            "{term:?} in {text:?}: expected milliseconds (at most {MAX_MS}) or                              `<factor>x <op>` (e.g. \"3x set\")"
+                        )
+                    })?;
+                t.ms += ms;
+            }
+        }
+        Ok(t)
+    }
+
+    /// The milliseconds, given each op's median latency in milliseconds.
+    #[must_use]
+    pub fn resolve(&self, latency_ms: &dyn Fn(Op) -> f64) -> u64 {
+        let extra: f64 = self.per_op.iter().map(|(f, op)| f * latency_ms(*op)).sum();
+        (self.ms + extra.round() as u64).min(MAX_MS)
+    }
 }
 
 /// The largest millisecond value a scenario (or `--op-timeout-ms`,
@@ -130,6 +208,33 @@ pub const MAX_MS: u64 = 86_400_000;
 /// A millisecond field, at most [`MAX_MS`] (the error names the field and line).
 #[derive(Debug, Clone, Copy)]
 struct Ms(u64);
+
+/// A pause field: milliseconds, or a [`Timing`] text.
+#[derive(Debug, Clone)]
+struct PauseMs(Timing);
+
+impl<'de> Deserialize<'de> for PauseMs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Ms(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Ms(ms) if ms > MAX_MS => Err(serde::de::Error::custom(format!(
+                "{ms} ms is more than a day ({MAX_MS} ms): a typo?"
+            ))),
+            Raw::Ms(ms) => Ok(PauseMs(Timing {
+                ms,
+                per_op: Vec::new(),
+            })),
+            Raw::Text(t) => Timing::parse(&t)
+                .map(PauseMs)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for Ms {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
@@ -176,8 +281,8 @@ struct StepFile {
     key: Option<Spanned<String>>,
     value: Option<Spanned<String>>,
     pad_to: Option<usize>,
-    pause_ms: Option<Ms>,
-    jitter_ms: Option<Ms>,
+    pause_ms: Option<PauseMs>,
+    jitter_ms: Option<PauseMs>,
 }
 
 const MAX_PROCESSES: u32 = 256;
@@ -230,6 +335,7 @@ impl Scenario {
             ));
         }
         let mut roles = Vec::new();
+        let mut relative = Vec::new();
         for role in file.role {
             let role_span = role.span();
             let role = role.into_inner();
@@ -256,6 +362,21 @@ impl Scenario {
                 let span = step.span();
                 let step = step.into_inner();
                 let sctx = format!("{ctx} step {}", n + 1);
+                if let Some(PauseMs(ms)) = &step.pause_ms {
+                    let jitter_ms = step
+                        .jitter_ms
+                        .as_ref()
+                        .map(|j| j.0.clone())
+                        .unwrap_or_default();
+                    if !ms.per_op.is_empty() || !jitter_ms.per_op.is_empty() {
+                        relative.push(RelativePause {
+                            role: roles.len(),
+                            step: steps.len(),
+                            ms: ms.clone(),
+                            jitter_ms,
+                        });
+                    }
+                }
                 steps.extend(parse_step(step, &sctx, span, &err)?);
             }
             if !steps.iter().any(|s| matches!(s, Step::Op { .. })) {
@@ -318,7 +439,41 @@ impl Scenario {
             max_duration_ms: file.max_duration_ms.map_or(120_000, |m| m.0),
             perturb,
             roles,
+            relative,
         })
+    }
+
+    /// The operations whose latency the scenario's timings follow (empty: none).
+    #[must_use]
+    pub fn latency_ops(&self) -> Vec<Op> {
+        let mut ops: Vec<Op> = self
+            .relative
+            .iter()
+            .flat_map(|r| {
+                r.ms.per_op
+                    .iter()
+                    .chain(&r.jitter_ms.per_op)
+                    .map(|(_, op)| *op)
+            })
+            .collect();
+        ops.sort_by_key(|op| op.name());
+        ops.dedup();
+        ops
+    }
+
+    /// Fill in the pauses given as multiples of the store's latency, from the median
+    /// latency (milliseconds) of each operation.
+    pub fn apply_latency(&mut self, latency_ms: &dyn Fn(Op) -> f64) {
+        for r in &self.relative {
+            if let Some(Step::Pause { ms, jitter_ms }) = self
+                .roles
+                .get_mut(r.role)
+                .and_then(|role| role.steps.get_mut(r.step))
+            {
+                *ms = r.ms.resolve(latency_ms);
+                *jitter_ms = r.jitter_ms.resolve(latency_ms);
+            }
+        }
     }
 
     /// Total worker processes.
@@ -340,7 +495,7 @@ fn parse_step(
             format!("{ctx}: give `op` or `pause_ms`, not both"),
         )),
         (None, None) => Err(err(span, format!("{ctx}: needs `op` or `pause_ms`"))),
-        (None, Some(Ms(ms))) => {
+        (None, Some(PauseMs(ms))) => {
             if step.key.is_some() || step.value.is_some() || step.pad_to.is_some() {
                 return Err(err(
                     span,
@@ -348,8 +503,8 @@ fn parse_step(
                 ));
             }
             Ok(vec![Step::Pause {
-                ms,
-                jitter_ms: step.jitter_ms.map_or(0, |m| m.0),
+                ms: ms.ms,
+                jitter_ms: step.jitter_ms.map_or(0, |m| m.0.ms),
             }])
         }
         (Some(op), None) => {
@@ -475,6 +630,34 @@ steps = [{ op = "delete", key = "v{index}" }, { op = "get", key = "v{index}" }]
         let text = OK.replace(r#"key = "_churn_{1..5}""#, r#"key = "k", value = "fixed""#);
         let e = parse(&text).unwrap_err().to_string();
         assert!(e.contains("{tag}"), "{e}");
+    }
+
+    #[test]
+    fn pauses_can_follow_the_store_latency() {
+        let text = OK.replace(
+            "{ pause_ms = 50, jitter_ms = 5 }",
+            "{ pause_ms = \"400 + 4x clear\", jitter_ms = \"0.5x set\" }",
+        );
+        let mut s = parse(&text).unwrap();
+        assert_eq!(s.latency_ops(), [Op::Clear, Op::Set]);
+        assert_eq!(
+            s.roles[0].steps[5],
+            Step::Pause {
+                ms: 400,
+                jitter_ms: 0
+            }
+        );
+        s.apply_latency(&|op| if op == Op::Clear { 500.0 } else { 100.0 });
+        assert_eq!(
+            s.roles[0].steps[5],
+            Step::Pause {
+                ms: 2400,
+                jitter_ms: 50
+            }
+        );
+        assert!(parse(&OK.replace("pause_ms = 50", "pause_ms = \"3x sett\"")).is_err());
+        assert!(parse(&OK.replace("pause_ms = 50", "pause_ms = \"soon\"")).is_err());
+        assert!(parse(OK).unwrap().latency_ops().is_empty());
     }
 
     #[test]
