@@ -863,3 +863,17 @@ fn kill_storm_of_2000_sets_loses_no_acknowledged_write_and_leaves_no_pile_of_tem
         "temporary files left after a clean write"
     );
 }
+
+#[test]
+fn the_key_is_derived_and_checked_before_the_lock_so_a_wrong_passphrase_never_waits_for_it() {
+    let s = Scratch::init();
+    s.set("k", "v");
+    // Held for the whole test: a set that derived its key under the lock would
+    // wait 60 s for it and exit 3; deriving first, it learns the key is wrong.
+    let _held = hold_lock(&s);
+    s.cmd_with("wrong-horse")
+        .args(["--lock-timeout-ms", "60000", "set", "k"])
+        .write_stdin("v2")
+        .assert()
+        .code(4);
+}
