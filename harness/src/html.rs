@@ -160,7 +160,14 @@ svg text{font:11px ui-monospace,monospace}
 .fail rect{fill-opacity:.35}.damaged rect{fill:#b3261e}.unknown rect{stroke-dasharray:4 2;fill-opacity:.5}
 .wl{fill:#b3261e;font-weight:600}.lane{fill:#666}.tick{stroke:#eee}
 tr.hl{background:#fff3c4}
+.key{display:inline-block;width:.9em;height:.9em;vertical-align:middle;margin:0 .25em 0 .8em}.legend{color:#444}
 ";
+
+const LEGEND: &str = "<p class=\"legend\">Bars run from invoke to complete:\
+<i class=\"key\" style=\"background:#5b8fd9\"></i>set<i class=\"key\" style=\"background:#5fb36b\"></i>get\
+<i class=\"key\" style=\"background:#e59a3c\"></i>delete<i class=\"key\" style=\"background:#999\"></i>list, clear\
+<i class=\"key\" style=\"background:#b3261e\"></i>damaged read; pale: failed; dashed, to the edge: never answered; \
+outlined in red and numbered: the witness. Hover a bar or a row for details.</p>\n";
 
 /// Links witness rows and bars both ways on hover; marks the page as rendered
 /// (`data-rendered="ok"` on `<html>`, or `"error: ..."` if anything threw), which is
@@ -205,6 +212,9 @@ impl Page {
             s.push_str("</dl>\n");
         }
         render_table(&mut s, &self.checks, "checks");
+        if !self.timelines.is_empty() {
+            s.push_str(LEGEND);
+        }
         for (i, t) in self.timelines.iter().enumerate() {
             render_timeline(&mut s, t, i + 1);
         }

@@ -14,6 +14,10 @@ use clobber_check::{CheckReport, Verdict as CheckVerdict};
 use super::{Bar, CONTEXT_OPS, Class, MAX_TIMELINES, Page, Table, Timeline};
 use crate::report::{RunReport, Status, Verdict};
 
+/// Labels are clipped to this many characters, so that a store of huge values
+/// still gives a small page.
+const LABEL_CHARS: usize = 160;
+
 /// The operations of each key (with `clear`, which touches every key), as indices
 /// into the history, built once per page.
 struct Index<'h> {
@@ -77,7 +81,7 @@ fn bar(r: &Record, role: Option<String>) -> Bar {
         process: r.process,
         invoke_ns: r.invoke_ns,
         complete_ns: r.complete_ns,
-        label: describe(r),
+        label: super::clip(&describe(r), LABEL_CHARS),
         op: r.op.name().to_owned(),
         outcome: r.outcome.name().to_owned(),
         role,
@@ -99,7 +103,7 @@ fn bar_from_text(w: &WitnessOp, role: String) -> Bar {
         process: w.process,
         invoke_ns: w.invoke_ns,
         complete_ns: w.complete_ns,
-        label: w.op.clone(),
+        label: super::clip(&w.op, LABEL_CHARS),
         op,
         outcome: outcome.to_owned(),
         role: Some(role),
