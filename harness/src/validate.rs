@@ -100,6 +100,26 @@ pub const VARIANTS: &[Variant] = &[
         },
     },
     Variant {
+        name: "kill",
+        about: "cli, SIGKILL one store process at a time (`--nemesis kill`)",
+        default: false,
+        applies: |_| true,
+        configure: |c| {
+            c.mode = Some(Mode::Cli);
+            c.nemesis = crate::nemesis::Kind::Kill;
+        },
+    },
+    Variant {
+        name: "power-loss",
+        about: "cli, the store on a FUSE mount that drops what is not fsynced (`--nemesis power-loss`; needs /dev/fuse)",
+        default: false,
+        applies: |_| true,
+        configure: |c| {
+            c.mode = Some(Mode::Cli);
+            c.nemesis = crate::nemesis::Kind::PowerLoss;
+        },
+    },
+    Variant {
         name: "lib",
         about: "worker processes call the reference store's library (reference store only)",
         default: false,
