@@ -51,6 +51,9 @@ pub enum Kind {
     ResurrectedKey,
     /// The store file was damaged (a torn read).
     Damaged,
+    /// No rule above names it, but the linearizability checker proves no order of
+    /// the operations explains them (see `run/linearizable.rs`).
+    NotLinearizable,
 }
 
 impl Kind {
@@ -64,6 +67,7 @@ impl Kind {
             Kind::FailedWriteVisible => "failed write visible",
             Kind::ResurrectedKey => "resurrected key",
             Kind::Damaged => "torn read (damaged store)",
+            Kind::NotLinearizable => "not linearizable",
         }
     }
 }

@@ -433,6 +433,17 @@ fn lost_summary(r: &RunReport) -> String {
             let _ = write!(line, ", ... ({} keys)", r.lost_keys.len());
         }
     }
+    // What the checker proves counts too, whether or not a write was lost.
+    if let Some(c) = &r.linearizability {
+        let k = c
+            .partitions
+            .iter()
+            .filter(|p| p.verdict == clobber_check::Verdict::Violation)
+            .count();
+        if k > 0 {
+            let _ = write!(line, "  not linearizable: {k} key(s)");
+        }
+    }
     line
 }
 

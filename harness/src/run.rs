@@ -15,6 +15,7 @@
 //! - `run/verdict.rs`: the summary table and the verdict.
 
 mod integrity;
+mod linearizable;
 mod preflight;
 pub mod supervise;
 mod tail;
@@ -669,9 +670,12 @@ fn watch(
                     ..Options::default()
                 },
             );
+            // What only the checker finds stops the run too (same horizon).
+            let found = !report.violations.is_empty()
+                || linearizable::live_violation(&history, horizon);
             audit_cost = t.elapsed();
             last_audit = Instant::now();
-            if !report.violations.is_empty() {
+            if found {
                 early = true;
                 stop = Stop::Violation;
                 stopping_since.get_or_insert_with(Instant::now);

@@ -520,6 +520,63 @@ fn sigterm_kills_every_worker_and_store_process() {
     );
 }
 
+/// A key seen with a value, then gone with no delete, after a write whose answer was
+/// unknown: no audit rule names it (no write was acknowledged), only the
+/// linearizability checker. It must still count, stop the run, and be dated.
+#[test]
+fn a_violation_only_the_checker_finds_counts_stops_the_run_and_is_dated() {
+    let out = clobber(&[
+        "run",
+        "harness/tests/fixtures/vanishing-key.toml",
+        "--store",
+        "harness/tests/fixtures/vanishing-store.toml",
+        "--max-duration-ms",
+        "30000",
+        "--quiet",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The audit alone finds nothing here: the summary must not say so.
+    assert!(stdout.contains("Lost: 0 / "), "{t}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("Lost: ") && l.contains("not linearizable: 1 key(s)")),
+        "{t}"
+    );
+    assert!(
+        stdout.contains("violation 1 of 1: not linearizable on key ghost-1"),
+        "{t}"
+    );
+    // Stopped by the live check, not by the end of the scenario or its maximum.
+    assert!(stdout.contains("stopped: first violation"), "{t}");
+    assert!(stdout.contains("final state       not run"), "{t}");
+    // Dated: when the read that found the key gone returned, within the run.
+    let ttd: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("time to detect: "))
+        .and_then(|l| l.trim_end_matches(" s").parse().ok())
+        .unwrap_or_else(|| panic!("no time to detect: {t}"));
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("<- completes the proof"))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(line.contains("get ghost-1 -> not_found"), "{t}");
+    let proof: f64 = line
+        .split(" .. ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|r| r.trim_start_matches('+').trim_end_matches('s').parse().ok())
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!((ttd - proof).abs() < 0.006, "{ttd} vs {proof}: {t}");
+    let scratch = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("scratch (history.jsonl, store, worker logs): "))
+        .unwrap_or_else(|| panic!("{t}"));
+    let _ = std::fs::remove_dir_all(scratch);
+}
+
 /// The shipped scenarios are data; these tests pin what each one claims to be.
 /// Trust: false alarms, silent passes, isolation, processes left behind.
 #[path = "cli/trust.rs"]

@@ -130,7 +130,12 @@ pub(crate) fn build_report(facts: Facts<'_>) -> RunReport {
     let workload_ops = workload.len();
     let final_reads = history.len() - workload_ops;
     let unknowns = unknown_outcomes(&workload);
-    let vs = &audit.violations;
+    // Keys only the checker proves wrong are violations too, dated by its witness.
+    let mut all = audit.violations.clone();
+    if let Some(c) = &linearizability {
+        all.extend(super::linearizable::checker_only(c, history, &audit.violations));
+    }
+    let vs = &all;
     let status_of = |pred: &dyn Fn(&audit::Violation) -> bool| {
         let n = vs.iter().filter(|v| pred(v)).count();
         if n > 0 {
@@ -164,7 +169,11 @@ pub(crate) fn build_report(facts: Facts<'_>) -> RunReport {
         d
     }));
     let (s, d) = status_of(&|v| {
-        !v.final_state && !matches!(v.kind, audit::Kind::LostWrite | audit::Kind::Damaged)
+        !v.final_state
+            && !matches!(
+                v.kind,
+                audit::Kind::LostWrite | audit::Kind::Damaged | audit::Kind::NotLinearizable
+            )
     });
     checks.push(Check::new(
         "stale reads",
@@ -306,8 +315,10 @@ pub(crate) fn build_report(facts: Facts<'_>) -> RunReport {
         (Verdict::Pass, None)
     };
     let first = vs
-        .first()
-        .map(|v| v.detected_ns.saturating_sub(epoch) as f64 / 1e9);
+        .iter()
+        .map(|v| v.detected_ns)
+        .min()
+        .map(|t| t.saturating_sub(epoch) as f64 / 1e9);
     RunReport {
         scenario: scenario.name.clone(),
         scenario_file: config.scenario.display().to_string(),
