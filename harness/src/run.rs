@@ -671,8 +671,8 @@ fn watch(
                 },
             );
             // What only the checker finds stops the run too (same horizon).
-            let found = !report.violations.is_empty()
-                || linearizable::live_violation(&history, horizon);
+            let found =
+                !report.violations.is_empty() || linearizable::live_violation(&history, horizon);
             audit_cost = t.elapsed();
             last_audit = Instant::now();
             if found {

@@ -133,7 +133,11 @@ pub(crate) fn build_report(facts: Facts<'_>) -> RunReport {
     // Keys only the checker proves wrong are violations too, dated by its witness.
     let mut all = audit.violations.clone();
     if let Some(c) = &linearizability {
-        all.extend(super::linearizable::checker_only(c, history, &audit.violations));
+        all.extend(super::linearizable::checker_only(
+            c,
+            history,
+            &audit.violations,
+        ));
     }
     let vs = &all;
     let status_of = |pred: &dyn Fn(&audit::Violation) -> bool| {
