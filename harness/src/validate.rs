@@ -150,6 +150,9 @@ pub struct ValidateConfig {
 pub enum Outcome {
     /// It ran: its report.
     Report(Box<RunReport>),
+    /// Not run: the scenario uses an operation the adapter has no command for.
+    /// Counts as neither a pass nor a failure, and says so.
+    Skipped(String),
     /// It could not run (setup, I/O): exit code and message.
     Error {
         /// The exit code `clobber run` would give.
@@ -185,6 +188,7 @@ impl Cell {
         match &self.outcome {
             Outcome::Report(r) => r.verdict.exit_code(),
             Outcome::Error { code, .. } => *code,
+            Outcome::Skipped(_) => 0,
         }
     }
 
@@ -193,7 +197,7 @@ impl Cell {
     pub fn report(&self) -> Option<&RunReport> {
         match &self.outcome {
             Outcome::Report(r) => Some(r),
-            Outcome::Error { .. } => None,
+            Outcome::Error { .. } | Outcome::Skipped(_) => None,
         }
     }
 
@@ -213,6 +217,7 @@ impl Cell {
                 format!("{verdict}{detect} {}/{}", r.lost, r.acknowledged)
             }
             Outcome::Error { code, .. } => format!("ERROR (exit {code})"),
+            Outcome::Skipped(_) => "SKIPPED".to_owned(),
         }
     }
 }
@@ -286,6 +291,14 @@ impl Validation {
     /// inconclusive: never a pass).
     #[must_use]
     pub fn exit_code(&self) -> u8 {
+        // Nothing ran: no evidence, never a pass.
+        if self
+            .cells
+            .iter()
+            .all(|c| matches!(c.outcome, Outcome::Skipped(_)))
+        {
+            return 2;
+        }
         worst(&self.cells.iter().map(Cell::exit_code).collect::<Vec<_>>())
     }
 
@@ -351,7 +364,11 @@ impl Validation {
             s,
             "\n  cell: verdict, time to detect (when a violation was proven), Lost / acknowledged writes"
         );
-        let failed: Vec<&Cell> = self.cells.iter().filter(|c| c.exit_code() != 0).collect();
+        let failed: Vec<&Cell> = self
+            .cells
+            .iter()
+            .filter(|c| c.exit_code() != 0 || matches!(c.outcome, Outcome::Skipped(_)))
+            .collect();
         if !failed.is_empty() {
             let _ = writeln!(s, "\nruns that did not pass:");
         }
@@ -377,7 +394,7 @@ impl Validation {
                     let _ = writeln!(s, "    replay: {}", r.replay);
                     let _ = writeln!(s, "    scratch: {}", r.scratch);
                 }
-                Outcome::Error { message, .. } => {
+                Outcome::Error { message, .. } | Outcome::Skipped(message) => {
                     let _ = writeln!(s, "    {message}");
                 }
             }
@@ -423,7 +440,9 @@ impl Validation {
                     replay: r.map(|r| r.replay.as_str()),
                     scratch: r.map(|r| r.scratch.as_str()),
                     error: match &c.outcome {
-                        Outcome::Error { message, .. } => Some(message.as_str()),
+                        Outcome::Error { message, .. } | Outcome::Skipped(message) => {
+                            Some(message.as_str())
+                        }
                         Outcome::Report(_) => None,
                     },
                     report: r,
@@ -480,6 +499,9 @@ impl Validation {
                     c.wall_s
                 );
                 match (&c.outcome, c.exit_code()) {
+                    (Outcome::Skipped(why), _) => {
+                        let _ = writeln!(s, "><skipped message=\"{}\"/></testcase>", xml(why));
+                    }
                     (_, 0) => s.push_str("/>\n"),
                     (Outcome::Report(r), 1) => {
                         let mut body = String::new();
@@ -502,7 +524,9 @@ impl Validation {
                                 r.reason.as_deref().unwrap_or("inconclusive"),
                                 r.replay
                             ),
-                            Outcome::Error { message, .. } => message.clone(),
+                            Outcome::Error { message, .. } | Outcome::Skipped(message) => {
+                                message.clone()
+                            }
                         };
                         let _ = writeln!(
                             s,
@@ -809,12 +833,27 @@ pub fn validate(config: &ValidateConfig) -> Result<Validation> {
         let mut rc = run_config(config, scenario, seed, *r);
         (variant.configure)(&mut rc);
         let t = Instant::now();
-        let outcome = match run(&rc) {
-            Ok(report) => Outcome::Report(Box::new(report)),
-            Err(e) => Outcome::Error {
-                code: e.exit_code(),
-                message: e.to_string(),
-            },
+        let missing = scenario
+            .roles
+            .iter()
+            .flat_map(|r| &r.steps)
+            .find_map(|step| match step {
+                Step::Op { op, .. } if !adapter.supports(*op) => Some(*op),
+                _ => None,
+            });
+        let outcome = if let Some(op) = missing {
+            Outcome::Skipped(format!(
+                "skipped: the scenario uses `{op}`, and adapter {} has no `{op}` command",
+                adapter.name
+            ))
+        } else {
+            match run(&rc) {
+                Ok(report) => Outcome::Report(Box::new(report)),
+                Err(e) => Outcome::Error {
+                    code: e.exit_code(),
+                    message: e.to_string(),
+                },
+            }
         };
         let wall_s = t.elapsed().as_secs_f64();
         spent_est += est;
