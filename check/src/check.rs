@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::fast::{self, FastVerdict};
 use crate::history::Record;
-use crate::joint::{self, HeldRecords};
+use crate::joint;
 use crate::lost;
 use crate::model::kv::KvHistory;
 use crate::model::register::{ABSENT, Action, Condition, GHOST, RegEntry, Register, UniquePrune};
@@ -289,27 +289,13 @@ pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
         (o.op == crate::history::Op::List && o.list != crate::model::kv::NO_LIST)
             || (o.op == crate::history::Op::Clear && o.outcome == crate::history::Outcome::Ok)
     });
-    type KeyResult = (
-        PartitionReport,
-        Vec<lost::LostProof>,
-        usize,
-        Option<Vec<HeldRecords>>,
-    );
+    type KeyResult = (PartitionReport, Vec<lost::LostProof>, usize);
     let results: Vec<(u32, KeyResult)> = keys
         .par_iter()
         .with_max_len(1)
         .map(|&key| {
             let ops = h.project(key, &per_key[key as usize], &shared);
             let d = check_partition(&model, &ops, options, &budget);
-            let held = if has_lists {
-                fast::held_stretches(&ops).map(|hs| {
-                    hs.iter()
-                        .map(|x| HeldRecords::from_held(x, |i| ops[i].source))
-                        .collect()
-                })
-            } else {
-                None
-            };
             let key_name = h.keys.name(key).to_owned();
             let (lost, acked) = lost::key_proofs(h, key, &ops, u64::MAX);
             let mut verdict = d.verdict;
@@ -344,7 +330,7 @@ pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
                     None
                 },
             };
-            (key, (report, lost, acked, held))
+            (key, (report, lost, acked))
         })
         .collect();
     let mut report = CheckReport {
@@ -359,13 +345,13 @@ pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
         times_are_lines: false,
         start_ns: h.ops.iter().map(|o| o.invoke).min().unwrap_or(0),
     };
-    let mut held: Vec<Option<Vec<HeldRecords>>> = vec![None; h.keys.len()];
+    let mut bad = vec![false; h.keys.len()];
     let mut proofs = Vec::new();
-    for (key, (p, lost, acked, stretches)) in results {
+    for (key, (p, lost, acked)) in results {
+        bad[key as usize] = p.verdict == Verdict::Violation;
         report.partitions.push(p);
         proofs.extend(lost);
         report.acknowledged_writes += acked;
-        held[key as usize] = stretches;
     }
     lost::attach_culprits(h, &mut proofs);
     report.lost_writes = proofs.iter().map(|p| lost_write(h, p)).collect();
@@ -397,42 +383,50 @@ pub fn check_kv_history(h: &KvHistory, options: &CheckOptions) -> CheckReport {
         });
     }
     if has_lists {
-        for split in joint::split_lists(h, &held) {
-            let mut records = vec![split.list];
-            for (_, rs) in &split.cover {
-                for r in rs {
-                    if !records.contains(r) {
-                        records.push(*r);
-                    }
-                }
-            }
-            let keys: Vec<&str> = split.cover.iter().map(|(k, _)| h.keys.name(*k)).collect();
+        let findings = joint::check_multi_key(
+            h,
+            &model,
+            &per_key,
+            &shared,
+            &bad,
+            options.fast_path,
+            &budget,
+        );
+        for f in findings {
+            let op = &h.ops[f.op];
+            let keys: Vec<&str> = f.keys.iter().map(|&k| h.keys.name(k)).collect();
+            let (witness, reason) = match f.verdict {
+                Verdict::Violation => (
+                    Some(Witness::new(
+                        format!(
+                            "the {} fits no single instant of its interval: at every instant, \
+                             one of the keys {} contradicts it (pinned together with the \
+                             clears that overlap it)",
+                            op.op,
+                            keys.join(", ")
+                        ),
+                        record_witness_ops(h, &f.records),
+                        false,
+                    )),
+                    None,
+                ),
+                _ => (None, Some(format!("joint check bound hit: {}", f.reason))),
+            };
             report.partitions.push(PartitionReport {
-                key: format!("{} #{} (across keys)", h.ops[split.list].op, split.list),
-                verdict: Verdict::Violation,
-                operations: records.len(),
-                method: Method::FastPath,
-                witness: Some(Witness::new(
-                    format!(
-                        "the {} leaves {} absent, but each of them had to hold a value over part \
-                         of its interval, and together those parts cover all of it: no single \
-                         instant fits",
-                        h.ops[split.list].op,
-                        keys.join(", ")
-                    ),
-                    record_witness_ops(h, &records),
-                    false,
-                )),
-                reason: None,
+                key: format!("{} #{} (across keys)", op.op, f.op),
+                verdict: f.verdict,
+                operations: f.records.len(),
+                method: Method::Joint,
+                witness,
+                reason,
             });
         }
     }
     if h.has_multi_key_ops() {
         report.notes.push(
-            "list and clear were checked per key (each key may see them at a different \
-             instant), plus a cross-key check of each list and clear against the stretches \
-             where the keys it leaves absent must hold a value; other violations that need one \
-             instant across keys are not detected"
+            "each list and clear was checked per key, and jointly at one instant across the \
+             keys whose operations overlap it (with the clears that overlap it pinned too); \
+             violations that need several lists at one instant are not detected"
                 .into(),
         );
     }
