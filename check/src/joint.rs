@@ -369,8 +369,9 @@ pub fn check_multi_key(
         // Depth-first over the pinned operations' instants. A partial choice is
         // checked with the unchosen operations still spanning their intervals (a
         // relaxation): when a key fails it, every completion fails too.
-        let mut cache: hashbrown::HashMap<(u32, Vec<(usize, usize)>, Vec<usize>), Verdict> =
-            hashbrown::HashMap::new();
+        // (key, where each instant falls among its event times, their order).
+        type Signature = (u32, Vec<(usize, usize)>, Vec<usize>);
+        let mut cache: hashbrown::HashMap<Signature, Verdict> = hashbrown::HashMap::new();
         let mut decisions = 0usize;
         let mut failing: Vec<u32> = Vec::new();
         let mut any_unknown = None;
