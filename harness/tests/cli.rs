@@ -163,6 +163,79 @@ fn the_seed_scenario_catches_every_faulty_protocol_with_a_witness_and_a_replay_l
 }
 
 #[test]
+fn a_torn_read_is_dated_when_the_damaged_answer_returned_and_counted_once() {
+    // Torn reads used to be dated at the damaged read's start, and the checker's own
+    // report of the same damaged read was counted as a second violation.
+    let dir = tempfile::tempdir().unwrap();
+    let mut last = String::new();
+    for seed in [21, 22, 23, 24, 25] {
+        let json = dir.path().join(format!("report-{seed}.json"));
+        let out = clobber(&[
+            "run",
+            "scenarios/oauth-churn.toml",
+            "--store",
+            "reference:in-place",
+            "--seed",
+            &seed.to_string(),
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        last = text(&out);
+        if out.status.code() != Some(1) {
+            continue;
+        }
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let violations = report["violations"].as_array().unwrap();
+        let torn: Vec<&serde_json::Value> = violations
+            .iter()
+            .filter(|v| v["kind"] == "damaged")
+            .collect();
+        if torn.is_empty() {
+            continue;
+        }
+        for v in &torn {
+            let damaged = v["witness"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|op| op["outcome"] == "damaged")
+                .expect("the witness holds the damaged read");
+            assert_eq!(v["detected_ns"], damaged["complete_ns"], "{v}");
+            assert!(
+                v["detected_ns"].as_u64() > damaged["invoke_ns"].as_u64(),
+                "dated when it returned, not when it started: {v}"
+            );
+        }
+        for v in violations {
+            let rests_on_damaged = v["witness"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|op| op["outcome"] == "damaged");
+            assert!(
+                v["kind"] == "damaged" || !rests_on_damaged,
+                "a damaged read is one violation, not two: {v}"
+            );
+        }
+        let first = violations
+            .iter()
+            .filter_map(|v| v["detected_ns"].as_u64())
+            .min()
+            .unwrap();
+        let epoch = report["epoch_ns"].as_u64().unwrap();
+        let ttd = report["time_to_detect_s"].as_f64().unwrap();
+        assert!(
+            ((first - epoch) as f64 / 1e9 - ttd).abs() < 1e-3,
+            "time to detect is the first proof: {report}"
+        );
+        return;
+    }
+    panic!("no seed showed a torn read on reference:in-place:\n{last}");
+}
+
+#[test]
 fn json_report_and_history_file_are_written_and_the_history_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");

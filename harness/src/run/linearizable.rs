@@ -69,6 +69,15 @@ pub(crate) fn checker_only(
         .filter(|p| p.verdict == Verdict::Violation && !named.contains(p.key.as_str()))
         .filter_map(|p| {
             let w = p.witness.as_ref()?;
+            // The audit reports every damaged read itself (the same `lost::audit`):
+            // a witness that rests on one would count that violation twice.
+            if w.ops.iter().any(|o| {
+                history
+                    .get(o.record)
+                    .is_some_and(|r| r.outcome == Outcome::Damaged)
+            }) {
+                return None;
+            }
             let detected_ns = w.proven_ns?;
             let witness: Vec<Record> = w
                 .ops
