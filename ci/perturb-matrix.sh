@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Catch rate and time to detect, without and with `--perturb`, side by side.
 #
-# For every store x scenario, RUNS runs per schedule (seeds SEED_BASE+1..), one row:
+# For every store x scenario, RUNS runs per schedule (seeds SEED_BASE+1..), run
+# interleaved (seed 1 under each schedule, then seed 2, ...), one row:
 # how many runs caught a violation (exit 1), the median and the largest time to
 # detect. Stores named `reference` or containing `correct` must PASS (exit 0) every
 # run: for them the row counts passes (a false alarm would show as a missing pass).
-# Closing lines: catches per second of run time, per schedule (what picks the
-# default). With STRICT=1 the script fails if any perturbed run of a faulty store
+# Each row ends with the 1-minute load average when it finished. Closing lines:
+# catches per second of run time, per schedule (what picks the default). With STRICT=1 the script fails if any perturbed run of a faulty store
 # is not caught, or any run of a correct store does not pass.
 #
 #   ci/perturb-matrix.sh                                    # the README's matrix
@@ -50,9 +51,11 @@ for store in $STORES; do
   for c in ${CORRECT:-}; do [[ $(basename "$store" .toml) == "$c" ]] && correct=1; done
   for scen in $SCENARIOS; do
     row=$(printf '%-34s %-15s' "$(basename "$store" .toml)" "$scen")
-    for sched in $SCHEDULES; do
-      ok=0; times=()
-      for i in $(seq 1 "$RUNS"); do
+    declare -A OK=() TIMES=()
+    # Interleaved: seed 1 under every schedule, then seed 2, ... so that a change in
+    # the machine's load during the cell weighs on every column alike.
+    for i in $(seq 1 "$RUNS"); do
+      for sched in $SCHEDULES; do
         out="$LOG/$(basename "$store" .toml)-$scen-$sched-$i.txt"
         args=(run "scenarios/$scen.toml" --store "$store" --mode cli --seed $((SEED_BASE + i)) --quiet)
         [[ $sched != off ]] && args+=(--perturb "$sched")
@@ -62,25 +65,30 @@ for store in $STORES; do
         code=$?
         WALL[$sched]=$(( ${WALL[$sched]:-0} + ($(date +%s%N) - t0) / 1000000 ))
         if [[ $correct == 1 ]]; then
-          if [[ $code == 0 ]]; then ok=$((ok + 1)); else
+          if [[ $code == 0 ]]; then OK[$sched]=$(( ${OK[$sched]:-0} + 1 )); else
             echo "  FALSE ALARM or error (exit $code): $store $scen $sched seed $((SEED_BASE + i)); log $out" >&2; bad=1; fi
         elif [[ $code == 1 ]]; then
-          ok=$((ok + 1))
-          times+=("$(grep -oP 'time to detect: \K[0-9.]+' "$out" | head -1)")
+          OK[$sched]=$(( ${OK[$sched]:-0} + 1 ))
+          TIMES[$sched]+="$(grep -oP 'time to detect: \K[0-9.]+' "$out" | head -1) "
           CATCHES[$sched]=$(( ${CATCHES[$sched]:-0} + 1 ))
         elif [[ $sched != off && $STRICT == 1 ]]; then
           echo "  MISSED (exit $code): $store $scen $sched seed $((SEED_BASE + i)); log $out" >&2; bad=1
         fi
       done
+    done
+    for sched in $SCHEDULES; do
+      ok=${OK[$sched]:-0}
       if [[ $correct == 1 ]]; then
         cell="passed $ok/$RUNS"
       else
-        med=$(printf '%s\n' "${times[@]}" | grep . | median)
-        mx=$(printf '%s\n' "${times[@]}" | grep . | maxof)
+        med=$(printf '%s\n' ${TIMES[$sched]:-} | grep . | median)
+        mx=$(printf '%s\n' ${TIMES[$sched]:-} | grep . | maxof)
         cell="$ok/$RUNS ${med}s ${mx}s"
       fi
       row+=$(printf ' | %-27s' "$cell")
     done
+    unset OK TIMES
+    row+="  (load $(cut -d' ' -f1 /proc/loadavg))"
     echo "$row"
   done
 done
@@ -89,5 +97,6 @@ for sched in $SCHEDULES; do
   awk -v s="$sched" -v c="${CATCHES[$sched]:-0}" -v w="$w" \
     'BEGIN { printf "%s: %d catches in %.0f s of runs (%.2f catches/s)\n", s, c, w / 1000, (w > 0 ? c / (w / 1000) : 0) }'
 done
+echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ $bad != 0 ]]; then echo "perturb-matrix: FAILED (logs kept in $LOG)" >&2; exit 1; fi
 rm -rf "$LOG"

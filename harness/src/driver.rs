@@ -305,9 +305,17 @@ fn exec_cli(
         );
     };
     let feeds_stdin = call.op == Op::Set && !by_arg;
+    // Under --perturb: through the tracer, or directly (logged as untraced).
+    let mut untraced = None;
     let argv = match perturb {
         Some((spec, n)) => match std::env::current_exe() {
-            Ok(exe) => spec.wrap(&exe, n, &argv),
+            Ok(exe) => match spec.prepare(&exe, n, &argv) {
+                crate::perturbation::Wrapped::Traced(wrapped) => wrapped,
+                crate::perturbation::Wrapped::Direct => {
+                    untraced = Some((spec, n, clobber_perturb::trace::monotonic_ns()));
+                    argv
+                }
+            },
             Err(e) => {
                 return Done {
                     fatal: true,
@@ -327,8 +335,17 @@ fn exec_cli(
         line.push('\n');
         line
     });
-    let output = match run_with_timeout(cmd, grouping, line.as_deref().map(str::as_bytes), timeout)
+    let result = run_with_timeout(cmd, grouping, line.as_deref().map(str::as_bytes), timeout);
+    if let Some((spec, n, start_ns)) = untraced
+        && !matches!(result, Err(RunError::Start(_)))
     {
+        // Not fatal: the operation's outcome stands; the report's count of
+        // commands run would be one short, so say so.
+        if let Err(e) = spec.log_untraced(n, start_ns, result.as_ref().ok().map(|o| &o.status)) {
+            eprintln!("clobber: {e}");
+        }
+    }
+    let output = match result {
         Ok(out) => out,
         Err(RunError::Start(e)) => {
             return Done {

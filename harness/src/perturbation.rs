@@ -7,17 +7,22 @@
 //! lock), and the history checkers do the rest. Delays never change a call's result,
 //! so a correct store still passes.
 //!
-//! How: in `cli` mode each store command `ARGV` becomes `clobber __perturb
-//! --schedule S --seed N --invocation I --tag pP --log SCRATCH/perturb.jsonl -- ARGV`.
-//! That process is the tracer; killing it (a timeout) kills the store with it. Each
-//! traced command appends one JSON record; after the run they are summed into a
-//! [`Summary`], and each violation is given the delayed calls that preceded it.
+//! How: in `cli` mode the worker computes each store command's plan from the seed
+//! and the command's number ([`Schedule::plan`], the same computation the tracer
+//! would make, so a run replays from `--seed`). A command the plan leaves alone
+//! (`pct`'s unchosen commands) runs directly, exactly as without `--perturb`, and
+//! the worker logs it as untraced. Any other command `ARGV` becomes `clobber
+//! __perturb --schedule S --seed N --invocation I --tag pP --log
+//! SCRATCH/perturb.jsonl -- ARGV`; that process is the tracer, and killing it (a
+//! timeout) kills the store with it. Every command appends one JSON record; after
+//! the run they are summed into a [`Summary`] (commands run, traced, delayed), and
+//! each violation is given the delayed calls that preceded it.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use clobber_check::history::Record as Op;
-use clobber_perturb::{Record, Schedule, trace::Counters};
+use clobber_perturb::{Record, Schedule, Status, trace::Counters};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::Violation;
@@ -39,7 +44,79 @@ pub struct PerturbSpec {
     pub log: PathBuf,
 }
 
+/// How a worker runs one store command under `--perturb`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wrapped {
+    /// Through the tracer: this argv.
+    Traced(Vec<String>),
+    /// Directly, untraced (the plan leaves it alone); log it with
+    /// [`PerturbSpec::log_untraced`].
+    Direct,
+}
+
 impl PerturbSpec {
+    /// The command number the tracer sees: unique in the run, the process in the
+    /// high bits and the worker's `n`-th command below.
+    #[must_use]
+    pub fn invocation(&self, n: u64) -> u64 {
+        (self.process << 32) | n
+    }
+
+    /// How to run `argv`, the worker's `n`-th store command: directly if the plan
+    /// leaves it untraced, else wrapped in the tracer.
+    #[must_use]
+    pub fn prepare(&self, exe: &Path, n: u64, argv: &[String]) -> Wrapped {
+        match self.schedule.parse::<Schedule>() {
+            Ok(s) if !s.plan(self.seed, self.invocation(n)).is_traced() => Wrapped::Direct,
+            // A schedule that does not parse: the tracer says why.
+            _ => Wrapped::Traced(self.wrap(exe, n, argv)),
+        }
+    }
+
+    /// Log the worker's `n`-th store command as run untraced, from `start_ns` to
+    /// now, ended with `status` (`None`: killed by the harness, a timeout).
+    ///
+    /// # Errors
+    /// An I/O error appending to the log.
+    pub fn log_untraced(
+        &self,
+        n: u64,
+        start_ns: u64,
+        status: Option<&std::process::ExitStatus>,
+    ) -> Result<()> {
+        use std::os::unix::process::ExitStatusExt;
+        let schedule = self
+            .schedule
+            .parse::<Schedule>()
+            .map_err(|e| Error::usage(format!("--perturb: {e}")))?;
+        let inv = clobber_perturb::Invocation {
+            schedule,
+            seed: self.seed,
+            invocation: self.invocation(n),
+            calls: clobber_perturb::CallSet::all(),
+            tag: Some(format!("p{}", self.process)),
+            log: Some(self.log.clone()),
+        };
+        let status = match status.map(|s| (s.code(), s.signal())) {
+            Some((Some(code), _)) => Status::Exited(code),
+            Some((None, sig)) => Status::Signaled(sig.unwrap_or(0)),
+            None => Status::Signaled(nix::sys::signal::Signal::SIGKILL as i32),
+        };
+        let rec = Record::untraced(
+            &inv,
+            start_ns,
+            clobber_perturb::trace::monotonic_ns(),
+            status,
+        );
+        clobber_perturb::record::append(&self.log, &rec).map_err(|e| {
+            Error::io(
+                "append to the perturbation log",
+                &self.log,
+                std::io::Error::other(e),
+            )
+        })
+    }
+
     /// `argv` wrapped in the tracer, as the worker's `n`-th store command.
     #[must_use]
     pub fn wrap(&self, exe: &Path, n: u64, argv: &[String]) -> Vec<String> {
@@ -51,8 +128,7 @@ impl PerturbSpec {
             "--seed".into(),
             self.seed.to_string(),
             "--invocation".into(),
-            // Unique in the run: process in the high bits, the command's number below.
-            ((self.process << 32) | n).to_string(),
+            self.invocation(n).to_string(),
             "--tag".into(),
             format!("p{}", self.process),
             "--log".into(),
@@ -105,8 +181,11 @@ pub fn preflight(exe: &Path) -> Result<()> {
 pub struct Summary {
     /// The schedule.
     pub schedule: String,
-    /// Store commands traced.
+    /// Store commands run.
     pub commands: usize,
+    /// Of those, commands traced (the others ran directly: `pct` left them alone).
+    #[serde(default)]
+    pub traced_commands: usize,
     /// Of those, commands that got at least one delay.
     pub delayed_commands: usize,
     /// Counters summed over every command.
@@ -141,6 +220,7 @@ impl Summary {
         Ok(Summary {
             schedule: schedule.to_string(),
             commands: records.len(),
+            traced_commands: records.iter().filter(|r| !r.untraced).count(),
             delayed_commands: records.iter().filter(|r| !r.delays().is_empty()).count(),
             counters,
             preceding,
@@ -154,10 +234,11 @@ impl Summary {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "perturbation: {} on every store process: {} commands traced, {} delayed; \
+            "perturbation: {} on every store process: {} commands, {} traced, {} delayed; \
              {} calls stopped, {} delayed, {:.2} s held in all",
             self.schedule,
             self.commands,
+            self.traced_commands,
             self.delayed_commands,
             total.stopped,
             total.delayed,
@@ -245,6 +326,64 @@ mod tests {
         );
         let e = resolve(Some("chaos"), None).unwrap_err().to_string();
         assert!(e.contains("--perturb") && e.contains("pct[:ONE_IN"), "{e}");
+    }
+
+    #[test]
+    fn only_the_commands_pct_chooses_go_through_the_tracer_and_the_choice_replays() {
+        let spec = |schedule: &str, seed| PerturbSpec {
+            schedule: schedule.into(),
+            seed,
+            process: 3,
+            log: PathBuf::from("/s/perturb.jsonl"),
+        };
+        let exe = Path::new("/bin/clobber");
+        let argv = ["store".to_owned(), "set".to_owned()];
+        let kinds = |s: &PerturbSpec| -> Vec<bool> {
+            (1..=60)
+                .map(|n| matches!(s.prepare(exe, n, &argv), Wrapped::Traced(_)))
+                .collect()
+        };
+        let pct = kinds(&spec("pct:3:150", 9));
+        let traced = pct.iter().filter(|t| **t).count();
+        assert!(0 < traced && traced < 60, "{traced} of 60 traced");
+        assert_eq!(pct, kinds(&spec("pct:3:150", 9)), "same seed, same choice");
+        assert_ne!(pct, kinds(&spec("pct:3:150", 10)));
+        // The worker's choice is the tracer's: a traced command's plan is not
+        // `untraced`.
+        let s: Schedule = "pct:3:150".parse().unwrap();
+        for (n, t) in (1..=60).zip(&pct) {
+            assert_eq!(
+                *t,
+                s.plan(9, spec("pct:3:150", 9).invocation(n)).is_traced()
+            );
+        }
+        for every in ["count", "noise:100"] {
+            assert!(kinds(&spec(every, 9)).iter().all(|t| *t), "{every}");
+        }
+    }
+
+    #[test]
+    fn an_untraced_command_is_logged_so_the_report_counts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = PerturbSpec {
+            schedule: "pct:3:150".into(),
+            seed: 1,
+            process: 4,
+            log: dir.path().join(LOG),
+        };
+        spec.log_untraced(7, 10, None).unwrap();
+        let recs = clobber_perturb::record::read_log(&spec.log).unwrap();
+        assert_eq!(recs.len(), 1);
+        assert!(recs[0].untraced);
+        assert_eq!(recs[0].tag.as_deref(), Some("p4"));
+        assert_eq!(recs[0].invocation, spec.invocation(7));
+        let summary = Summary::build(&"pct".parse().unwrap(), &spec.log, &[], &[], 0).unwrap();
+        assert_eq!((summary.commands, summary.traced_commands), (1, 0));
+        assert!(
+            summary
+                .render_text()
+                .contains("1 commands, 0 traced, 0 delayed")
+        );
     }
 
     #[test]

@@ -111,13 +111,18 @@ fn a_perturbed_run_reports_its_counters_and_the_delays_before_each_violation() {
     assert!(p["commands"].as_u64().unwrap() > 0, "{p}");
     assert!(p["delayed_commands"].as_u64().unwrap() > 0, "{p}");
     let calls = p["counters"]["calls"].as_object().unwrap();
-    for call in ["openat", "rename", "flock", "unlink", "fsync", "write"] {
+    // pct stops a chosen command only at the calls of its point (and the
+    // write-backs of the lock points' fallback), never at every open or read.
+    for call in ["rename", "flock", "unlink", "write"] {
         let stopped: u64 = calls
             .iter()
             .filter(|(k, _)| k.starts_with(call))
             .map(|(_, v)| v["stopped"].as_u64().unwrap())
             .sum();
         assert!(stopped > 0, "{call} never stopped: {p}");
+    }
+    for call in ["openat", "read", "close", "fsync"] {
+        assert!(!calls.contains_key(call), "pct stopped {call}: {p}");
     }
     let first = p["preceding"][0].as_array().unwrap();
     assert!(
@@ -183,10 +188,20 @@ fn python_stores_lossy_ones_are_caught_and_the_correct_one_passes_under_perturba
     ] {
         let (out, report) = perturbed("scenarios/parallel-churn.toml", &fixture(store), "pct", "3");
         assert_eq!(out.status.code(), Some(expected), "{store}: {}", text(&out));
+        // Every store command is counted, traced or not; pct traces only the
+        // chosen ones (one in 3), and the report says so.
+        let p = &report["perturbation"];
+        let commands = p["commands"].as_u64().unwrap();
+        let traced = p["traced_commands"].as_u64().unwrap();
+        assert!(0 < traced && traced < commands, "{store}: {p}");
         assert!(
-            report["perturbation"]["commands"].as_u64().unwrap() > 0,
-            "{store}"
+            p["delayed_commands"].as_u64().unwrap() <= traced,
+            "{store}: {p}"
         );
+        if expected == 0 {
+            // A run that went to the end: one record per operation.
+            assert_eq!(commands, report["ops"].as_u64().unwrap(), "{store}: {p}");
+        }
     }
 }
 

@@ -155,6 +155,18 @@ impl CallSet {
     pub fn calls(&self) -> &[Call] {
         &self.0
     }
+
+    /// The calls of this set that are also in `keep`.
+    #[must_use]
+    pub fn only(&self, keep: &[Call]) -> CallSet {
+        CallSet(
+            self.0
+                .iter()
+                .copied()
+                .filter(|c| keep.contains(c))
+                .collect(),
+        )
+    }
 }
 
 impl Default for CallSet {

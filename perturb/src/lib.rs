@@ -41,6 +41,7 @@ pub mod arch;
 mod calls;
 pub mod cli;
 mod error;
+mod lifecycle;
 pub mod record;
 mod rng;
 mod schedule;

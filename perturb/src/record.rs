@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calls::CallSet;
 use crate::error::{Error, Result};
-use crate::schedule::Schedule;
+use crate::schedule::{Plan, Schedule};
 use crate::trace::{self, Counters, Delay, Status, Traced};
 
 /// What one traced command should do, and where its record goes.
@@ -42,6 +43,10 @@ pub struct Record {
     pub schedule: String,
     /// This command's plan, in words.
     pub plan: String,
+    /// The command was run directly, not traced (`pct` left it alone): its
+    /// counters are empty because nothing was stopped, not because nothing ran.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub untraced: bool,
     /// When the command started and ended (`CLOCK_MONOTONIC`, ns).
     pub start_ns: u64,
     /// See `start_ns`.
@@ -51,7 +56,30 @@ pub struct Record {
     pub traced: Traced,
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 impl Record {
+    /// The record of a command that was run directly, untraced.
+    #[must_use]
+    pub fn untraced(inv: &Invocation, start_ns: u64, end_ns: u64, status: Status) -> Record {
+        Record {
+            tag: inv.tag.clone(),
+            invocation: inv.invocation,
+            schedule: inv.schedule.to_string(),
+            plan: Plan::Untraced.to_string(),
+            untraced: true,
+            start_ns,
+            end_ns,
+            traced: Traced {
+                status,
+                counters: Counters::default(),
+                delays: Vec::new(),
+            },
+        }
+    }
+
     /// The counters.
     #[must_use]
     pub fn counters(&self) -> &Counters {
@@ -69,10 +97,16 @@ impl Record {
 /// the arguments that make it call [`crate::trampoline::exec`]; the calls, `--` and
 /// the program are appended), per `inv`; append the record to `inv.log`.
 ///
+/// The seccomp filter stops the calls of `inv.calls` that the plan needs
+/// ([`Plan::calls`]). A command the plan leaves alone ([`Plan::Untraced`]) is run
+/// directly, without tracer or trampoline, and logged as untraced (killing this
+/// process then does not kill it: put both in one process group to be sure).
+///
 /// Standard streams and environment are inherited.
 ///
 /// # Errors
-/// As [`trace::run`]; [`Error::Log`] if the record cannot be appended.
+/// As [`trace::run`]; [`Error::Spawn`] if an untraced program cannot be started;
+/// [`Error::Log`] if the record cannot be appended.
 pub fn trace_and_log(
     trampoline_prefix: &[OsString],
     program: &OsString,
@@ -82,21 +116,40 @@ pub fn trace_and_log(
     let (exe, prefix) = trampoline_prefix
         .split_first()
         .ok_or_else(|| Error::invalid("trampoline", "", "no program"))?;
+    let plan = inv.schedule.plan(inv.seed, inv.invocation);
+    let start_ns = trace::monotonic_ns();
+    if !plan.is_traced() {
+        let status = Command::new(program)
+            .args(args)
+            .status()
+            .map_err(|source| Error::Spawn {
+                program: program.to_string_lossy().into_owned(),
+                source,
+            })?;
+        let status = match (status.code(), status.signal()) {
+            (Some(code), _) => Status::Exited(code),
+            (None, sig) => Status::Signaled(sig.unwrap_or(0)),
+        };
+        let record = Record::untraced(inv, start_ns, trace::monotonic_ns(), status);
+        if let Some(log) = &inv.log {
+            append(log, &record)?;
+        }
+        return Ok(record);
+    }
     let mut cmd = Command::new(exe);
     cmd.args(prefix)
         .arg("--calls")
-        .arg(inv.calls.to_string())
+        .arg(plan.calls(&inv.calls).to_string())
         .arg("--")
         .arg(program)
         .args(args);
-    let plan = inv.schedule.plan(inv.seed, inv.invocation);
-    let start_ns = trace::monotonic_ns();
     let traced = trace::run(cmd, plan)?;
     let record = Record {
         tag: inv.tag.clone(),
         invocation: inv.invocation,
         schedule: inv.schedule.to_string(),
         plan: plan.to_string(),
+        untraced: false,
         start_ns,
         end_ns: trace::monotonic_ns(),
         traced,
@@ -109,7 +162,10 @@ pub fn trace_and_log(
 
 /// Append `record` as one JSON line (one `write`, in append mode, so concurrent
 /// writers' lines never interleave).
-fn append(path: &Path, record: &Record) -> Result<()> {
+///
+/// # Errors
+/// [`Error::Log`] if the file cannot be opened or written.
+pub fn append(path: &Path, record: &Record) -> Result<()> {
     let mut line = serde_json::to_vec(record).expect("records serialize");
     line.push(b'\n');
     std::fs::OpenOptions::new()

@@ -10,7 +10,10 @@
 //!   1/(n·k^(d−1))): one command in `ONE_IN` is chosen, and gets *one* long delay at
 //!   one point of the lock/write life cycle, chosen at random ([`Point`]). A long
 //!   delay at the right point turns a microsecond window into a
-//!   hundred-millisecond one; the other commands run at full speed.
+//!   hundred-millisecond one. The other commands are not traced at all
+//!   ([`Plan::Untraced`]): they run at full speed, with no tracer and no extra
+//!   process, and a chosen command stops only at the calls its point needs
+//!   ([`Point::calls`]), so that the perturbation costs little beyond its delays.
 //! - `noise` gives every stopped call a small uniform random delay.
 //! - `count` delays nothing: the counters alone (and the cost of stopping).
 
@@ -18,6 +21,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::calls::{Call, CallSet};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 
@@ -68,7 +72,7 @@ impl Schedule {
             },
             Schedule::Pct { one_in, delay } => {
                 if rng.below(u64::from(one_in.max(1))) != 0 {
-                    return Plan::Count;
+                    return Plan::Untraced;
                 }
                 let i = usize::try_from(rng.below(Point::ALL.len() as u64)).unwrap_or(0);
                 Plan::Point {
@@ -134,20 +138,31 @@ impl FromStr for Schedule {
 
 /// Where in a command's lock/write life cycle a `pct` delay lands: the first call
 /// of the command that matches.
+///
+/// A *write-back* is a `rename*`, or a `write`/`pwrite64` to a descriptor above 2
+/// that names a file (not a pipe, socket, event descriptor or device): the moment a
+/// read-modify-write makes its (possibly stale) result visible. The two lock points
+/// fall back to the first write-back when it comes before any lock attempt, so that
+/// a store that takes no lock still gets its delay inside its read-to-write-back
+/// window (the delay's point is then named `before-rename (no lock)` or
+/// `before-write (no lock)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Point {
     /// Before the first `rename*`: the new file is written, the old one still in
     /// place (a reader-modifier-writer's stale map is about to win).
     BeforeRename,
-    /// Before the first `write`/`pwrite64` to a descriptor other than 0–2: the
-    /// write-back of an in-place store, or a temp file's contents.
+    /// Before the first `write`/`pwrite64` to a file (a descriptor above 2 that is
+    /// not a pipe, socket or device): the write-back of an in-place store, or a temp
+    /// file's contents.
     BeforeWrite,
     /// Before the first `unlink*` that follows a lock release (`flock(LOCK_UN)`, or
-    /// `close` of a descriptor that was `flock`ed): a lock file unlinked after
-    /// release, which another process may have opened and locked meanwhile.
+    /// a locked descriptor that is no longer open): a lock file unlinked after
+    /// release, which another process may have opened and locked meanwhile. Falls
+    /// back to the first write-back if it comes before any lock attempt.
     UnlockUnlink,
     /// Before the first lock attempt (`flock` without `LOCK_UN`, or an `fcntl` lock
     /// command): the file is open but not locked; it may be renamed or unlinked now.
+    /// Falls back to the first write-back if it comes before any lock attempt.
     OpenLock,
 }
 
@@ -170,6 +185,25 @@ impl Point {
             Point::OpenLock => "open-lock",
         }
     }
+
+    /// The calls a command must stop at for this point to be found: its own, plus
+    /// the write-backs its fallback needs. Nothing else stops, so a chosen
+    /// command pays for a few stops, not for every file access of its start-up.
+    #[must_use]
+    pub fn calls(self) -> Vec<Call> {
+        let renames = [Call::Rename, Call::Renameat, Call::Renameat2];
+        let writes = [Call::Write, Call::Pwrite64];
+        let locks = [Call::Flock, Call::FcntlLock];
+        let unlinks = [Call::Unlink, Call::Unlinkat];
+        let mut out: Vec<Call> = match self {
+            Point::BeforeRename => renames.to_vec(),
+            Point::BeforeWrite => writes.to_vec(),
+            Point::UnlockUnlink => [&locks[..], &unlinks, &renames, &writes].concat(),
+            Point::OpenLock => [&locks[..], &renames, &writes].concat(),
+        };
+        out.sort();
+        out
+    }
 }
 
 impl fmt::Display for Point {
@@ -181,6 +215,9 @@ impl fmt::Display for Point {
 /// What one command gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plan {
+    /// Not traced at all: `pct` left this command alone, so it runs directly, with
+    /// no tracer and no trampoline (nothing to count, nothing to pay).
+    Untraced,
     /// Stop and count only.
     Count,
     /// Every stopped call: a uniform random delay in `0..=max`, drawn from `seed`.
@@ -199,9 +236,36 @@ pub enum Plan {
     },
 }
 
+impl Plan {
+    /// Is the command traced at all?
+    #[must_use]
+    pub fn is_traced(&self) -> bool {
+        !matches!(self, Plan::Untraced)
+    }
+
+    /// The calls the command's seccomp filter stops: `configured` (what the user
+    /// asked for), narrowed for a point plan to the calls that point needs
+    /// ([`Point::calls`]). If the two have nothing in common, `configured`.
+    #[must_use]
+    pub fn calls(&self, configured: &CallSet) -> CallSet {
+        match self {
+            Plan::Point { point, .. } => {
+                let narrowed = configured.only(&point.calls());
+                if narrowed.calls().is_empty() {
+                    configured.clone()
+                } else {
+                    narrowed
+                }
+            }
+            _ => configured.clone(),
+        }
+    }
+}
+
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Plan::Untraced => f.write_str("untraced"),
             Plan::Count => f.write_str("count"),
             Plan::Noise { max, .. } => write!(f, "noise up to {} us", max.as_micros()),
             Plan::Point { point, delay } => write!(f, "{} ms at {point}", delay.as_millis()),
@@ -237,7 +301,7 @@ mod tests {
             delay: Duration::from_millis(1),
         };
         let plans: Vec<Plan> = (0..4000).map(|i| s.plan(7, i)).collect();
-        let chosen = plans.iter().filter(|p| **p != Plan::Count).count();
+        let chosen = plans.iter().filter(|p| p.is_traced()).count();
         assert!((800..1200).contains(&chosen), "{chosen}");
         for point in Point::ALL {
             assert!(
@@ -246,6 +310,48 @@ mod tests {
                     .any(|p| matches!(p, Plan::Point { point: q, .. } if *q == point))
             );
         }
+    }
+
+    #[test]
+    fn pct_leaves_unchosen_commands_untraced_but_count_and_noise_trace_every_one() {
+        let pct: Vec<Plan> = (0..300).map(|i| Schedule::PCT.plan(5, i)).collect();
+        assert!(pct.contains(&Plan::Untraced));
+        assert!(!pct.contains(&Plan::Count), "pct never merely counts");
+        for s in [Schedule::Count, Schedule::NOISE] {
+            assert!((0..300).all(|i| s.plan(5, i).is_traced()), "{s}");
+        }
+    }
+
+    #[test]
+    fn a_chosen_command_stops_only_at_the_calls_its_point_needs() {
+        let all = CallSet::all();
+        let plan = |point| Plan::Point {
+            point,
+            delay: Duration::from_millis(1),
+        };
+        let names = |p: Point| plan(p).calls(&all).to_string();
+        let rename = plan(Point::BeforeRename).calls(&all);
+        assert!(rename.calls().iter().all(|c| c.is_rename()), "{rename}");
+        assert!(!rename.calls().is_empty());
+        let write = plan(Point::BeforeWrite).calls(&all);
+        assert!(write.calls().iter().all(|c| c.is_write()), "{write}");
+        for p in [Point::UnlockUnlink, Point::OpenLock] {
+            // The lock calls, and the write-backs of the no-lock fallback.
+            let n = names(p);
+            assert!(n.contains("flock") && n.contains("fcntl"), "{p}: {n}");
+            assert!(n.contains("rename") && n.contains("write"), "{p}: {n}");
+        }
+        assert!(names(Point::UnlockUnlink).contains("unlink"));
+        for p in Point::ALL {
+            let n = names(p);
+            for never in ["openat", "read", "close", "fsync", "mkdir"] {
+                assert!(!n.contains(never), "{p} stops {never}: {n}");
+            }
+        }
+        // What the user restricted stays restricted; count and noise keep it all.
+        let only_flock: CallSet = "flock".parse().unwrap();
+        assert_eq!(plan(Point::OpenLock).calls(&only_flock), only_flock);
+        assert_eq!(Plan::Count.calls(&all), all);
     }
 
     #[test]

@@ -32,8 +32,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::calls::Call;
 use crate::error::{Error, Result};
+use crate::lifecycle::{Lifecycle, ProcFds};
 use crate::rng::Rng;
-use crate::schedule::{Plan, Point};
+use crate::schedule::Plan;
 use crate::trampoline::{EXIT_EXEC, EXIT_NOT_PERMITTED, EXIT_SECCOMP};
 
 /// How many delays a [`Traced`] lists; the counters count them all.
@@ -133,45 +134,6 @@ pub fn monotonic_ns() -> u64 {
         u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000
             + u64::try_from(t.tv_nsec()).unwrap_or(0)
     })
-}
-
-/// Where a command is in the life cycle that [`Point`]s refer to.
-#[derive(Debug, Default)]
-struct Lifecycle {
-    /// A lock was released (`flock(LOCK_UN)` or `close` of a locked descriptor).
-    released: bool,
-    /// Descriptors that were `flock`ed.
-    locked_fds: HashSet<u64>,
-    /// The plan's one delay has been spent.
-    fired: bool,
-}
-
-impl Lifecycle {
-    fn matches(&self, point: Point, call: Call, args: [u64; 3]) -> bool {
-        match point {
-            Point::BeforeRename => call.is_rename(),
-            Point::BeforeWrite => call.is_write() && args[0] > 2,
-            Point::UnlockUnlink => call.is_unlink() && self.released,
-            Point::OpenLock => {
-                (call == Call::Flock && args[1] & u64::from(libc::LOCK_UN.unsigned_abs()) == 0)
-                    || call == Call::FcntlLock
-            }
-        }
-    }
-
-    fn observe(&mut self, call: Call, args: [u64; 3]) {
-        match call {
-            Call::Flock if args[1] & u64::from(libc::LOCK_UN.unsigned_abs()) != 0 => {
-                self.released = true;
-                self.locked_fds.remove(&args[0]);
-            }
-            Call::Flock => {
-                self.locked_fds.insert(args[0]);
-            }
-            Call::Close if self.locked_fds.remove(&args[0]) => self.released = true,
-            _ => {}
-        }
-    }
 }
 
 /// Spawn `trampoline` (a command that ends in [`crate::trampoline::exec`]), trace it
@@ -398,16 +360,20 @@ impl Tracer {
                     None,
                 )
             }
-            Plan::Point { point, delay } => {
-                if !self.life.fired && self.life.matches(point, call, args) {
-                    self.life.fired = true;
-                    (delay, Some(point))
-                } else {
-                    (Duration::ZERO, None)
+            Plan::Point { point, delay } if !self.life.fired => {
+                let fds = ProcFds(tid);
+                let found = self.life.matches(point, call, args, &fds);
+                self.life.observe(call, args, &fds);
+                match found {
+                    Some(name) => {
+                        self.life.fired = true;
+                        (delay, Some(name))
+                    }
+                    None => (Duration::ZERO, None),
                 }
             }
+            Plan::Point { .. } | Plan::Untraced => (Duration::ZERO, None),
         };
-        self.life.observe(call, args);
         let count = self
             .counters
             .calls
@@ -424,7 +390,7 @@ impl Tracer {
         if self.delays.len() < MAX_LISTED_DELAYS {
             self.delays.push(Delay {
                 call: call.name().to_owned(),
-                point: point.map(|p| p.name().to_owned()),
+                point: point.map(str::to_owned),
                 tid: tid.as_raw(),
                 at_ns: monotonic_ns(),
                 delay_ns,
@@ -451,31 +417,5 @@ impl Tracer {
                 Err(_) => break,
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unlock_then_unlink_matches_only_after_a_release() {
-        let mut life = Lifecycle::default();
-        let lock = [5, u64::from(libc::LOCK_EX.unsigned_abs()), 0];
-        assert!(!life.matches(Point::UnlockUnlink, Call::Unlinkat, [0; 3]));
-        assert!(life.matches(Point::OpenLock, Call::Flock, lock));
-        life.observe(Call::Flock, lock);
-        assert!(!life.matches(Point::UnlockUnlink, Call::Unlinkat, [0; 3]));
-        life.observe(Call::Close, [5, 0, 0]);
-        assert!(life.matches(Point::UnlockUnlink, Call::Unlinkat, [0; 3]));
-    }
-
-    #[test]
-    fn writes_to_standard_streams_are_not_a_write_back() {
-        let life = Lifecycle::default();
-        assert!(!life.matches(Point::BeforeWrite, Call::Write, [1, 0, 0]));
-        assert!(life.matches(Point::BeforeWrite, Call::Pwrite64, [3, 0, 0]));
-        let unlock = [3, u64::from(libc::LOCK_UN.unsigned_abs()), 0];
-        assert!(!life.matches(Point::OpenLock, Call::Flock, unlock));
     }
 }

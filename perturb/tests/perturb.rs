@@ -168,6 +168,168 @@ fn pct_delays_one_call_at_the_planned_point() {
     }
 }
 
+/// An invocation number whose `pct:1:30` plan (seed 3) is `point`.
+fn invocation_for(point: Point) -> String {
+    let schedule = Schedule::Pct {
+        one_in: 1,
+        delay: Duration::from_millis(30),
+    };
+    (0..1000)
+        .find(|&i| matches!(schedule.plan(3, i), Plan::Point { point: p, .. } if p == point))
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_chosen_command_stops_only_at_the_calls_of_its_point() {
+    let store = tiny_store();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log.jsonl");
+    let inv = invocation_for(Point::BeforeRename);
+    let out = perturbed(
+        &[
+            "--schedule",
+            "pct:1:30",
+            "--seed",
+            "3",
+            "--invocation",
+            &inv,
+        ],
+        &[store.as_os_str(), dir.path().as_os_str(), "2".as_ref()],
+        &log,
+    );
+    assert!(out.status.success());
+    let c = records(&log)[0].counters().clone();
+    assert!(
+        c.calls.keys().all(|k| k.starts_with("rename")),
+        "a before-rename command stopped at other calls: {:?}",
+        c.calls
+    );
+    assert_eq!(c.total().stopped, 2, "{:?}", c.calls);
+}
+
+#[test]
+fn a_lock_point_in_a_store_that_takes_no_lock_delays_its_first_write_back() {
+    let store = tiny_store();
+    for point in [Point::UnlockUnlink, Point::OpenLock] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log.jsonl");
+        let inv = invocation_for(point);
+        let out = perturbed(
+            &[
+                "--schedule",
+                "pct:1:30",
+                "--seed",
+                "3",
+                "--invocation",
+                &inv,
+            ],
+            &[
+                store.as_os_str(),
+                dir.path().as_os_str(),
+                "2".as_ref(),
+                "nolock".as_ref(),
+            ],
+            &log,
+        );
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "line 0\nline 1\n");
+        let rec = &records(&log)[0];
+        assert_eq!(rec.delays().len(), 1, "{point}: {:?}", rec.delays());
+        let d = &rec.delays()[0];
+        // The write to the pipe came first; the temp file's write is the write-back.
+        assert_eq!(d.call, "write", "{point}");
+        assert_eq!(
+            d.point.as_deref(),
+            Some("before-write (no lock)"),
+            "{point}"
+        );
+    }
+}
+
+#[test]
+fn before_write_ignores_writes_to_pipes_and_devices() {
+    let store = tiny_store();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log.jsonl");
+    let inv = invocation_for(Point::BeforeWrite);
+    let args = [
+        store.as_os_str(),
+        dir.path().as_os_str(),
+        "1".as_ref(),
+        "pipe".as_ref(),
+    ];
+    let out = perturbed(
+        &[
+            "--schedule",
+            "pct:1:30",
+            "--seed",
+            "3",
+            "--invocation",
+            &inv,
+        ],
+        &args,
+        &log,
+    );
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped x\n");
+    let rec = &records(&log)[0];
+    // The writes were seen (a pipe's and /dev/null's, above descriptor 2) ...
+    assert!(
+        rec.counters().calls["write"].stopped >= 2,
+        "{:?}",
+        rec.counters()
+    );
+    // ... and none of them is a write-back.
+    assert!(rec.delays().is_empty(), "{:?}", rec.delays());
+}
+
+#[test]
+fn a_command_pct_leaves_alone_runs_untraced_and_is_logged_as_such() {
+    let schedule = Schedule::Pct {
+        one_in: 4,
+        delay: Duration::from_millis(30),
+    };
+    let unchosen = (0..100)
+        .find(|&i| !schedule.plan(3, i).is_traced())
+        .unwrap()
+        .to_string();
+    let chosen = (0..100)
+        .find(|&i| schedule.plan(3, i).is_traced())
+        .unwrap()
+        .to_string();
+    let script = "grep TracerPid /proc/self/status; exit 3";
+    let mut tracers = Vec::new();
+    for inv in [&unchosen, &chosen] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log.jsonl");
+        let out = perturbed(
+            &["--schedule", "pct:4:30", "--seed", "3", "--invocation", inv],
+            &["sh".as_ref(), "-c".as_ref(), script.as_ref()],
+            &log,
+        );
+        assert_eq!(out.status.code(), Some(3));
+        let rec = &records(&log)[0];
+        tracers.push((
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            rec.untraced,
+            rec.plan.clone(),
+        ));
+    }
+    let (untraced_tracer, untraced, plan) = &tracers[0];
+    assert_eq!(
+        untraced_tracer, "TracerPid:\t0",
+        "an unchosen command was traced"
+    );
+    assert!(*untraced && plan == "untraced", "{plan}");
+    let (traced_tracer, untraced, _) = &tracers[1];
+    assert_ne!(
+        traced_tracer, "TracerPid:\t0",
+        "a chosen command was not traced"
+    );
+    assert!(!*untraced);
+}
+
 #[test]
 fn exit_codes_and_signals_pass_through() {
     let dir = tempfile::tempdir().unwrap();
@@ -204,7 +366,7 @@ fn children_of_a_shell_are_followed() {
     let log = dir.path().join("log.jsonl");
     let script = "cd \"$1\" && echo a > f && mv f g && (echo b > h; mv h i) && cat g i";
     let out = perturbed(
-        &["--schedule", "pct:1:10"],
+        &["--schedule", "count"],
         &[
             "sh".as_ref(),
             "-c".as_ref(),
