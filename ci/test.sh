@@ -10,7 +10,10 @@
 # Each dependency tree is built once per profile, and every later step reuses it:
 # `cargo test` builds the binaries the scenario gate runs (test profile), and the
 # loom/shuttle models are cargo features built in release, where the bench smoke
-# test builds too.
+# test builds too. The release side (models, then the bench build) runs in the
+# background, niced, while the tests and the scenario gate run: those mostly wait
+# on store processes, and cargo locks target/debug and target/release separately.
+# Its output is printed when it is waited for; its failure fails the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -24,7 +27,12 @@ esac
 section() { printf '\n== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
 start=$(date +%s)
 logs=$(mktemp -d "${TMPDIR:-/tmp}/clobber-ci.XXXXXX")
-trap 'rm -rf "$logs"' EXIT
+background=""
+cleanup() {
+    if [[ -n $background ]]; then kill -- "-$background" 2>/dev/null || true; fi
+    rm -rf "$logs"
+}
+trap cleanup EXIT
 
 section "format"
 cargo fmt --all -- --check
@@ -38,7 +46,19 @@ if ! $quick; then
 fi
 
 # Also builds both binaries into target/debug, which the scenario gate runs.
-section "tests"
+section "tests: build"
+cargo test --workspace --locked --no-run
+
+if ! $quick; then
+    # The release side: model checks, then the benches' build (see the header).
+    # Its own process group (setsid), so that an early exit stops all of it.
+    setsid nice -n 10 bash -c 'bash ci/models.sh && cargo bench -p clobber-benches --locked --no-run' \
+        >"$logs/models.log" 2>&1 &
+    background=$!
+    echo "(models and the bench build run in the background: $logs/models.log)"
+fi
+
+section "tests: run"
 cargo test --workspace --locked 2>&1 | tee "$logs/tests.log"
 
 if $quick; then
@@ -46,11 +66,15 @@ if $quick; then
     exit 0
 fi
 
-section "models (loom, shuttle)"
-bash ci/models.sh 2>&1 | tee "$logs/models.log"
-
 section "scenario gate"
 CLOBBER=target/debug/clobber bash ci/gate.sh
+
+section "models (loom, shuttle), run in the background since the tests began"
+models_ok=true
+wait "$background" || models_ok=false
+background=""
+cat "$logs/models.log"
+$models_ok || { echo "models: FAILED (output above)" >&2; exit 1; }
 
 section "bench smoke"
 cargo bench -p clobber-benches --locked -- --test
