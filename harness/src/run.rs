@@ -820,26 +820,83 @@ fn make_scratch(config: &RunConfig, scenario: &Scenario, seed: u64) -> Result<Pa
             }
             d.clone()
         }
-        None => std::env::temp_dir().join(format!(
-            "clobber-{}-{seed}-{}",
-            scenario.name,
-            std::process::id()
-        )),
+        None => {
+            let base = format!("clobber-{}-{seed}-{}", scenario.name, std::process::id());
+            return new_private_dir(&std::env::temp_dir(), &base).and_then(|dir| {
+                for sub in ["home", "config", "data", "state", "cache"] {
+                    private_dir(&dir.join(sub))?;
+                }
+                Ok(dir)
+            });
+        }
     };
-    // 0700: the scratch store, the worker specs (with the scratch passphrase) and the
-    // histories are the run's alone.
-    let private = |p: &Path| {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(p)
-            .and_then(|()| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)))
-            .map_err(|e| Error::io("create scratch directory", p, e))
-    };
-    private(&dir)?;
+    private_dir(&dir)?;
     for sub in ["home", "config", "data", "state", "cache"] {
-        private(&dir.join(sub))?;
+        private_dir(&dir.join(sub))?;
     }
     Ok(dir)
+}
+
+/// Create `p` (and its parents) 0700: the scratch store, the worker specs (with the
+/// scratch passphrase) and the histories are the run's alone.
+fn private_dir(p: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(p)
+        .and_then(|()| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| Error::io("create scratch directory", p, e))
+}
+
+/// A new directory `parent/base` (or `parent/base-2`, `-3`, ... if that exists), 0700,
+/// created by this call alone: a kept scratch directory of an earlier run whose
+/// process id was reused is never run in again (its store would be "already there").
+fn new_private_dir(parent: &Path, base: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    // The parent (the system's temporary directory) is only created if missing,
+    // never re-moded.
+    std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+    for n in 1..=1000u32 {
+        let dir = match n {
+            1 => parent.join(base),
+            n => parent.join(format!("{base}-{n}")),
+        };
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| Error::io("create scratch directory", &dir, e))?;
+                return Ok(dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("create scratch directory", &dir, e)),
+        }
+    }
+    Err(Error::io(
+        "create scratch directory",
+        &parent.join(base),
+        std::io::Error::other("1000 directories of that name exist already"),
+    ))
+}
+
+#[cfg(test)]
+mod scratch_tests {
+    use super::new_private_dir;
+
+    #[test]
+    fn a_left_over_scratch_directory_of_the_same_name_is_never_reused() {
+        let parent = tempfile::tempdir().unwrap();
+        let first = new_private_dir(parent.path(), "clobber-x-1-42").unwrap();
+        std::fs::write(first.join("secrets"), b"an earlier run's store").unwrap();
+        let second = new_private_dir(parent.path(), "clobber-x-1-42").unwrap();
+        assert_ne!(first, second);
+        assert_eq!(
+            std::fs::read_dir(&second).unwrap().count(),
+            0,
+            "a new, empty directory"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&second).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
 }
