@@ -607,8 +607,8 @@ pub fn select_variants(names: &[String], adapter: &Adapter, store: &str) -> Resu
 }
 
 /// The scenario files: every `*.toml` in `dir` (sorted), or the shipped ones,
-/// written once to a directory under the system's temporary directory so that
-/// replay commands keep working.
+/// written once to a per-user directory under the system's temporary directory
+/// ([`shipped_dir`]) so that replay commands keep working.
 ///
 /// # Errors
 /// The directory cannot be read or holds no scenario; a scenario is malformed.
@@ -638,24 +638,78 @@ pub fn scenario_files(dir: Option<&Path>) -> Result<Vec<Scenario>> {
 }
 
 /// The path of shipped scenario `name` (`throughput.toml`): the copy compiled into
-/// this binary, written (once per version) under the system's temporary directory,
-/// so that an installed `clobber` works from any directory.
+/// this binary, written (once per version) to [`shipped_dir`], so that an installed
+/// `clobber` works from any directory and its replay commands keep working.
 ///
 /// # Errors
-/// Unknown name, or the copy cannot be written.
+/// Unknown name, the directory is not safe to use (see [`shipped_dir`]), or the
+/// copy cannot be written.
 pub fn shipped_scenario(name: &str) -> Result<PathBuf> {
     let (_, text) = SHIPPED
         .iter()
         .find(|(n, _)| *n == name)
         .ok_or_else(|| Error::usage(format!("no shipped scenario {name}")))?;
-    let dir = std::env::temp_dir().join(format!("clobber-scenarios-{}", env!("CARGO_PKG_VERSION")));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::io("create the scenario directory", &dir, e))?;
+    let dir = shipped_dir(&std::env::temp_dir(), nix::unistd::geteuid().as_raw())?;
     let path = dir.join(name);
     if std::fs::read_to_string(&path).ok().as_deref() != Some(*text) {
-        std::fs::write(&path, text).map_err(|e| Error::io("write a shipped scenario", &path, e))?;
+        // Whole or not at all: another `clobber` of this user may be reading it.
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, text).map_err(|e| Error::io("write a shipped scenario", &tmp, e))?;
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| Error::io("write a shipped scenario", &path, e))?;
     }
     Ok(path)
+}
+
+/// `PARENT/clobber-scenarios-<version>-<uid>/`: where the shipped scenarios are
+/// written for user `uid`, created 0700.
+///
+/// One directory per user: users sharing `/tmp` would otherwise collide on it, and
+/// whoever created it first could put their own scenario under another user's
+/// replay command. So a directory that is not a real directory (a symbolic link)
+/// or is owned by another user is refused, naming it; one of ours that others can
+/// enter is made 0700 again.
+///
+/// # Errors
+/// The directory cannot be created or inspected, or it is refused as above.
+pub fn shipped_dir(parent: &Path, uid: u32) -> Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let dir = parent.join(format!(
+        "clobber-scenarios-{}-{uid}",
+        env!("CARGO_PKG_VERSION")
+    ));
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io("create the scenario directory", &dir, e)),
+    }
+    // Not followed: a link planted here must not redirect the scenarios.
+    let meta = std::fs::symlink_metadata(&dir)
+        .map_err(|e| Error::io("inspect the scenario directory", &dir, e))?;
+    let refuse = |why: String| {
+        Error::io(
+            "use the scenario directory",
+            &dir,
+            std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("{why}; remove it, or point TMPDIR elsewhere"),
+            ),
+        )
+    };
+    if !meta.is_dir() {
+        return Err(refuse("not a directory (a symbolic link?)".to_owned()));
+    }
+    if meta.uid() != uid {
+        return Err(refuse(format!(
+            "owned by uid {}, not by this user (uid {uid})",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io("make the scenario directory private", &dir, e))?;
+    }
+    Ok(dir)
 }
 
 /// Seconds one scenario should take when one operation of the store takes
@@ -927,6 +981,80 @@ mod tests {
         let mut shipped: Vec<String> = SHIPPED.iter().map(|(n, _)| (*n).to_owned()).collect();
         shipped.sort();
         assert_eq!(shipped, on_disk, "add the new scenario to SHIPPED");
+    }
+
+    #[test]
+    fn shipped_scenarios_go_to_a_private_directory_named_after_the_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let parent = tmp.path();
+        let uid = nix::unistd::geteuid().as_raw();
+        let dir = shipped_dir(parent, uid).expect("created");
+        assert_eq!(
+            dir,
+            parent.join(format!(
+                "clobber-scenarios-{}-{uid}",
+                env!("CARGO_PKG_VERSION")
+            ))
+        );
+        let mode = |d: &Path| std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        // Ours but opened up (an old version, a umask): made private again.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(shipped_dir(parent, uid).expect("reused"), dir);
+        assert_eq!(mode(&dir), 0o700);
+    }
+
+    #[test]
+    fn a_shipped_scenario_directory_owned_by_another_user_is_refused() {
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let parent = tmp.path();
+        let uid = nix::unistd::geteuid().as_raw();
+        // The directory exists and is ours: to a user with another uid it is
+        // someone else's, which is what another user sharing /tmp would find.
+        shipped_dir(parent, uid).expect("created");
+        let other = uid + 1;
+        std::fs::rename(
+            parent.join(format!(
+                "clobber-scenarios-{}-{uid}",
+                env!("CARGO_PKG_VERSION")
+            )),
+            parent.join(format!(
+                "clobber-scenarios-{}-{other}",
+                env!("CARGO_PKG_VERSION")
+            )),
+        )
+        .unwrap();
+        let e = shipped_dir(parent, other).expect_err("refused");
+        assert_eq!(e.exit_code(), 6, "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!(
+                "owned by uid {uid}, not by this user (uid {other})"
+            )) && msg.contains(&format!(
+                "clobber-scenarios-{}-{other}",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_symbolic_link_in_place_of_the_shipped_scenario_directory_is_refused() {
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let parent = tmp.path();
+        let uid = nix::unistd::geteuid().as_raw();
+        std::fs::create_dir(parent.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(
+            parent.join("elsewhere"),
+            parent.join(format!(
+                "clobber-scenarios-{}-{uid}",
+                env!("CARGO_PKG_VERSION")
+            )),
+        )
+        .unwrap();
+        let e = shipped_dir(parent, uid).expect_err("refused");
+        assert!(e.to_string().contains("not a directory"), "{e}");
     }
 
     #[test]

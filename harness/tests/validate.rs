@@ -2,6 +2,7 @@
 //! binary against the real `clobber-store`, and the HTML opened in a real browser
 //! (Debian's `chromium`, headless) when one is installed.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -107,6 +108,26 @@ fn validate_passes_the_reference_store_adapter_on_every_shipped_scenario() {
     let junit = std::fs::read_to_string(&x).expect("junit written");
     assert_eq!(junit.matches("<testcase ").count(), n, "{junit}");
     assert!(junit.contains("failures=\"0\" errors=\"0\""), "{junit}");
+    // The shipped scenarios were written to this user's own private directory.
+    let uid = std::fs::metadata(&j)
+        .map(|m| m.uid())
+        .expect("our own file");
+    let mine = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "clobber-scenarios-{}-{uid}",
+        env!("CARGO_PKG_VERSION")
+    ));
+    let meta = std::fs::metadata(&mine).expect("the per-user scenario directory");
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (uid, 0o700));
+    for c in cells {
+        let file = PathBuf::from(c["scenario_file"].as_str().expect("a file"));
+        assert_eq!(file.parent(), Some(mine.as_path()), "{c}");
+        let name = file.file_name().expect("a name");
+        assert_eq!(
+            std::fs::read_to_string(&file).ok(),
+            std::fs::read_to_string(root().join("scenarios").join(name)).ok(),
+            "the copy is the shipped scenario"
+        );
+    }
 }
 
 #[test]
@@ -148,6 +169,34 @@ fn validate_fails_with_exit_1_on_every_scenario_when_the_store_keeps_a_stale_sna
     );
     let html = std::fs::read_to_string(&h).expect("html written");
     assert!(html.contains("id=\"v1w1\""), "a witness is drawn");
+    // A printed replay command works as printed: its leading VAR=value words
+    // are its environment, and it names the per-user copy of the shipped scenario.
+    let replay = v["cells"][0]["replay"].as_str().expect("a replay command");
+    let words: Vec<&str> = replay.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| *w == "clobber")
+        .expect("a clobber command");
+    let env: Vec<(&str, &str)> = words[..at]
+        .iter()
+        .map(|w| w.split_once('=').expect("VAR=value"))
+        .collect();
+    assert_eq!(words.get(at + 1), Some(&"run"), "{replay}");
+    assert!(words[at + 2].contains("/clobber-scenarios-"), "{replay}");
+    let mut args = words[at + 1..].to_vec();
+    args.push("--quiet");
+    let replayed = clobber(&args, &env);
+    // It ran the scenario; a replay may not repeat the race, so 0 or 1.
+    assert!(
+        matches!(replayed.status.code(), Some(0 | 1)),
+        "{replay}: {}",
+        text(&replayed)
+    );
+    assert!(
+        String::from_utf8_lossy(&replayed.stdout).contains("Lost: "),
+        "{}",
+        text(&replayed)
+    );
 }
 
 #[test]
