@@ -714,36 +714,84 @@ pub fn shipped_dir(parent: &Path, uid: u32) -> Result<PathBuf> {
 
 /// Seconds one scenario should take when one operation of the store takes
 /// `op_s` seconds on its own: the slowest finite role's loop (operations slowed
-/// by the processes sharing the CPUs, plus pauses), capped by the scenario's
-/// maximum duration, plus a second of setup and audit.
+/// by contention, plus pauses), capped by the scenario's maximum duration, plus a
+/// second of setup and audit.
+///
+/// Contention is how many store processes want a CPU at once, per CPU: each
+/// process is busy for the share of its loop spent in operations (a churner that
+/// pauses 50 ms between 10 ms operations wants a sixth of a CPU, not a whole one),
+/// counted for the share of the scenario during which its role runs. Busier
+/// processes make operations slower, which makes processes busier: the estimate
+/// takes the fixed point. A burst of processes with no pauses counts in full
+/// while it lasts.
 #[must_use]
 pub fn estimate_scenario_s(s: &Scenario, op_s: f64) -> f64 {
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as f64;
-    let contention = (f64::from(s.processes()) / cpus).max(1.0);
-    let longest = s
-        .roles
-        .iter()
-        .filter(|r| r.is_finite())
-        .map(|r| {
-            let body = if let Some(d) = r.duration_ms {
-                d as f64 / 1e3
-            } else {
-                let per_iteration: f64 = r
-                    .steps
-                    .iter()
-                    .map(|step| match step {
-                        Step::Op { .. } => op_s * contention,
-                        Step::Pause { ms, jitter_ms } => {
-                            (*ms as f64 + *jitter_ms as f64 / 2.0) / 1e3
-                        }
-                    })
-                    .sum();
-                r.iterations.unwrap_or(1) as f64 * per_iteration
-            };
-            r.start_ms as f64 / 1e3 + body
-        })
-        .fold(0.0, f64::max);
-    longest.min(s.max_duration_ms as f64 / 1e3) + 1.0
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    estimate_on(s, op_s, cpus as f64)
+}
+
+/// [`estimate_scenario_s`] on `cpus` CPUs.
+fn estimate_on(s: &Scenario, op_s: f64, cpus: f64) -> f64 {
+    // Per iteration of one process: operations, and seconds of pause.
+    let shape = |r: &crate::scenario::Role| {
+        r.steps
+            .iter()
+            .fold((0.0f64, 0.0f64), |(ops, pause), step| match step {
+                Step::Op { .. } => (ops + 1.0, pause),
+                Step::Pause { ms, jitter_ms } => {
+                    (ops, pause + (*ms as f64 + *jitter_ms as f64 / 2.0) / 1e3)
+                }
+            })
+    };
+    // (start, seconds of the loop) of a finite role at contention `c`.
+    let body = |r: &crate::scenario::Role, c: f64| {
+        let (ops, pause) = shape(r);
+        let b = match (r.duration_ms, r.iterations) {
+            (Some(d), _) => d as f64 / 1e3,
+            (None, n) => n.unwrap_or(1) as f64 * (ops * op_s * c + pause),
+        };
+        (r.start_ms as f64 / 1e3, b)
+    };
+    let length = |c: f64| {
+        s.roles
+            .iter()
+            .filter(|r| r.is_finite())
+            .map(|r| {
+                let (start, b) = body(r, c);
+                start + b
+            })
+            .fold(0.0, f64::max)
+            .min(s.max_duration_ms as f64 / 1e3)
+    };
+    let mut c = 1.0f64;
+    for _ in 0..50 {
+        let total = length(c).max(1e-3);
+        let busy: f64 = s
+            .roles
+            .iter()
+            .map(|r| {
+                let (ops, pause) = shape(r);
+                let work = ops * op_s * c;
+                if work <= 0.0 {
+                    return 0.0;
+                }
+                let duty = work / (work + pause);
+                let (start, b) = if r.is_finite() {
+                    body(r, c)
+                } else {
+                    (r.start_ms as f64 / 1e3, total)
+                };
+                let alive = ((start + b).min(total) - start.min(total)) / total;
+                f64::from(r.processes) * duty * alive
+            })
+            .sum();
+        let next = (busy / cpus).max(1.0);
+        if (next - c).abs() < 1e-6 {
+            break;
+        }
+        c = next;
+    }
+    length(c) + 1.0
 }
 
 /// Seconds of one operation of the store, alone: `setup`, then a few `set` and
@@ -826,10 +874,12 @@ pub fn validate(config: &ValidateConfig) -> Result<Validation> {
 
     // The estimate, per variant, from one calibrated operation time.
     let mut plan: Vec<(&Scenario, Variant, u32, f64)> = Vec::new();
+    let mut op_times = Vec::new();
     for v in &variants {
         let mut probe = run_config(config, &scenarios[0], seed, 1);
         (v.configure)(&mut probe);
         let op_s = calibrate(&adapter, probe.mode.unwrap_or(Mode::Cli))?;
+        op_times.push(format!("{} {:.0} ms", v.name, op_s * 1e3));
         for s in &scenarios {
             for r in 1..=config.runs {
                 plan.push((s, *v, r, estimate_scenario_s(s, op_s)));
@@ -849,7 +899,7 @@ pub fn validate(config: &ValidateConfig) -> Result<Validation> {
     if config.progress {
         eprintln!(
             "clobber validate: store {}, {} scenarios x {} variant(s) ({}) x {} run(s) = {total} runs; \
-             seed {seed}; estimated {}",
+             seed {seed}; estimated {} (one operation alone: {})",
             config.store,
             scenarios.len(),
             variants.len(),
@@ -859,7 +909,8 @@ pub fn validate(config: &ValidateConfig) -> Result<Validation> {
                 .collect::<Vec<_>>()
                 .join(","),
             config.runs,
-            duration(estimate_s)
+            duration(estimate_s),
+            op_times.join(", ")
         );
     }
     let mut cells = Vec::with_capacity(total);
@@ -922,7 +973,10 @@ pub fn validate(config: &ValidateConfig) -> Result<Validation> {
             wall_s,
         };
         if config.progress {
-            eprintln!("clobber validate:   -> {} in {wall_s:.1} s", cell.short());
+            eprintln!(
+                "clobber validate:   -> {} in {wall_s:.1} s (estimated {est:.1} s)",
+                cell.short()
+            );
         }
         cells.push(cell);
     }
@@ -1055,6 +1109,31 @@ mod tests {
         .unwrap();
         let e = shipped_dir(parent, uid).expect_err("refused");
         assert!(e.to_string().contains("not a directory"), "{e}");
+    }
+
+    fn scenario(background_pause_ms: u64) -> Scenario {
+        let text = format!(
+            "name = \"e\"\ndescription = \"e\"\nmax_duration_ms = 60000\n\
+             [[role]]\nname = \"victim\"\nprocesses = 2\niterations = 10\n\
+             steps = [{{ op = \"set\", key = \"k{{index}}\" }}, {{ pause_ms = 100 }}]\n\
+             [[role]]\nname = \"churn\"\nprocesses = 8\n\
+             steps = [{{ op = \"set\", key = \"c{{index}}\" }}, {{ pause_ms = {background_pause_ms} }}]\n"
+        );
+        Scenario::parse(Path::new("e.toml"), &text).expect("a valid scenario")
+    }
+
+    #[test]
+    fn the_estimate_counts_a_pausing_process_as_a_fraction_of_a_cpu() {
+        // 10 iterations of (one 10 ms set + 100 ms) with churners that pause 1 s
+        // between sets: nearly no contention, about 1.1 s plus a second.
+        let idle = estimate_on(&scenario(1000), 0.01, 2.0);
+        assert!((2.0..2.3).contains(&idle), "{idle}");
+        // Churners that never pause: 10 processes on 2 CPUs, each set slower.
+        let busy = estimate_on(&scenario(0), 0.01, 2.0);
+        assert!(busy > idle + 0.2, "{busy} vs {idle}");
+        // A slower store, a longer estimate; capped by the maximum duration.
+        assert!(estimate_on(&scenario(0), 0.1, 2.0) > busy);
+        assert!(estimate_on(&scenario(0), 100.0, 2.0) <= 61.0);
     }
 
     #[test]
