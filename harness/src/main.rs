@@ -73,6 +73,15 @@ enum Command {
     /// Internal: run a store command under the syscall perturber.
     #[command(name = "__perturb", hide = true)]
     Perturb(clobber_perturb::cli::Args),
+    /// Internal: run a store command that dies with clobber (see `guard_main`).
+    #[command(name = "__guard", hide = true)]
+    Guard {
+        /// The clobber process it must not outlive.
+        parent: u32,
+        /// The store command.
+        #[arg(last = true, required = true)]
+        argv: Vec<std::ffi::OsString>,
+    },
     /// Internal: one worker process of `clobber run`.
     #[command(name = "__worker", hide = true)]
     Worker {
@@ -242,7 +251,14 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if let Ok(exe) = std::env::current_exe() {
+        clobber::run::supervise::enable_guard(exe);
+    }
     match cli.command {
+        Command::Guard { parent, argv } => {
+            let code = clobber::run::supervise::guard_main(parent, &argv);
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
         Command::Check(cmd) => check_command(&cmd),
         Command::Validate(args) => validate_command(&args),
         Command::Gen(args) => ExitCode::from(clobber_check::cli::gen_main(&args)),

@@ -206,7 +206,7 @@ pub fn worker_main(spec_path: &Path) -> Result<i32> {
 /// handler kills the worker's whole process group — the worker and every store
 /// process it started, which stay in its group. A parent that died before the
 /// request took effect is caught by comparing `getppid` with the expected parent.
-fn die_with_parent(parent: u32) {
+pub(crate) fn die_with_parent(parent: u32) {
     use nix::sys::signal::{Signal, killpg};
     use nix::unistd::{getpgrp, getppid};
     let _ = ctrlc::set_handler(|| {

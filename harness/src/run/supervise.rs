@@ -20,6 +20,10 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
+/// The `clobber` binary, when this process is one: store processes that clobber
+/// starts in their own group run under `clobber __guard` (see [`guard_main`]).
+static GUARD_EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
 /// Process groups to kill on Ctrl-C / SIGTERM.
 static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 /// The scratch directory to mention when interrupted.
@@ -159,6 +163,112 @@ pub fn store_command(
     cmd
 }
 
+/// Run every store process that clobber starts in its own group (pre-flight,
+/// final-state reads, integrity) under `exe __guard`, so that it dies with clobber
+/// even when clobber is SIGKILLed. Called once by the `clobber` binary; a library
+/// user that never calls it runs those processes directly.
+pub fn enable_guard(exe: PathBuf) {
+    let _ = GUARD_EXE.set(exe);
+}
+
+/// The exit code of `clobber __guard` when the store program cannot be started;
+/// its standard error then starts with [`GUARD_START_FAILED`].
+pub const GUARD_EXIT_START: i32 = 127;
+/// See [`GUARD_EXIT_START`].
+pub const GUARD_START_FAILED: &str = "clobber __guard: cannot start: ";
+/// The last line of `clobber __guard`'s standard error when a signal ended the
+/// store (then followed by the signal's number; the guard exits 128 + that number).
+pub const GUARD_SIGNALED: &str = "clobber __guard: the store was killed by signal ";
+
+/// Undo the guard's report of a signal: the store's own status and standard error.
+fn unguard(mut out: Output) -> Output {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(code) = out.status.code() else {
+        return out;
+    };
+    let text = out.stderr.strip_suffix(b"\n").unwrap_or(&out.stderr);
+    let start = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let last = String::from_utf8_lossy(&text[start..]).into_owned();
+    if let Some(sig) = last
+        .strip_prefix(GUARD_SIGNALED)
+        .and_then(|n| n.parse::<i32>().ok())
+        .filter(|&sig| code == 128 + sig)
+    {
+        out.stderr.truncate(start);
+        // A wait status whose low 7 bits are the signal: "killed by signal N".
+        out.status = std::process::ExitStatus::from_raw(sig & 0x7f);
+    }
+    out
+}
+
+/// `clobber __guard PARENT -- ARGV`: run ARGV as a child (same process group,
+/// same standard streams and environment) and end as it ended: its exit code, or,
+/// if a signal killed it, exit 128 + N with [`GUARD_SIGNALED`]`N` as the last line
+/// of standard error (which [`run_with_timeout`] turns back into "killed by N").
+///
+/// Why: a store process that clobber starts in its own group (pre-flight,
+/// final-state reads, integrity) is killed on every exit path of clobber but one:
+/// a SIGKILL of clobber itself. The guard asks the kernel for SIGTERM when its
+/// parent dies (`PR_SET_PDEATHSIG`; the workspace has no `unsafe` for a `pre_exec`
+/// hook in clobber), and its handler kills its whole group: the store and anything
+/// the store started. A parent already gone when the guard starts means exit 137,
+/// nothing started.
+pub fn guard_main(parent: u32, argv: &[std::ffi::OsString]) -> i32 {
+    crate::worker::die_with_parent(parent);
+    let Some((program, args)) = argv.split_first() else {
+        eprintln!("{GUARD_START_FAILED}no program");
+        return GUARD_EXIT_START;
+    };
+    let mut child = match Command::new(program).args(args).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{GUARD_START_FAILED}{e}");
+            return GUARD_EXIT_START;
+        }
+    };
+    match child.wait() {
+        Ok(status) => {
+            use std::os::unix::process::ExitStatusExt;
+            match (status.code(), status.signal()) {
+                (Some(code), _) => code,
+                (None, Some(sig)) => {
+                    // Say how the store ended, so that a crash stays a crash for
+                    // clobber (re-raising the signal here would meet the runtime's
+                    // own handlers): the last line of standard error, exit 128+N.
+                    eprintln!("{GUARD_SIGNALED}{sig}");
+                    128 + sig
+                }
+                (None, None) => 1,
+            }
+        }
+        Err(e) => {
+            eprintln!("clobber __guard: waiting for the store: {e}");
+            1
+        }
+    }
+}
+
+/// `cmd` as an argument list for `clobber __guard`: same program, arguments,
+/// environment changes and directory. (Standard streams are set by the caller.)
+fn guarded(exe: &std::path::Path, cmd: &Command) -> Command {
+    let mut g = Command::new(exe);
+    g.arg("__guard")
+        .arg(std::process::id().to_string())
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => g.env(k, v),
+            None => g.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        g.current_dir(dir);
+    }
+    g
+}
+
 /// Which process group a store process runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grouping {
@@ -204,6 +314,19 @@ pub fn run_with_timeout(
     stdin: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<Output, RunError> {
+    let guard = grouping == Grouping::Own && GUARD_EXE.get().is_some();
+    if let (true, Some(exe)) = (guard, GUARD_EXE.get()) {
+        let mut g = guarded(exe, &cmd);
+        // store_command pipes stdout and stderr, and stdin only when it is fed.
+        g.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        cmd = g;
+    }
     if grouping == Grouping::Own {
         cmd.process_group(0);
     }
@@ -241,6 +364,17 @@ pub fn run_with_timeout(
         unregister_group(pid);
     }
     match result {
+        Ok(Ok(out))
+            if guard
+                && out.status.code() == Some(GUARD_EXIT_START)
+                && out.stderr.starts_with(GUARD_START_FAILED.as_bytes()) =>
+        {
+            let why = String::from_utf8_lossy(&out.stderr[GUARD_START_FAILED.len()..]);
+            Err(RunError::Start(std::io::Error::other(
+                why.trim().to_owned(),
+            )))
+        }
+        Ok(Ok(out)) if guard => Ok(unguard(out)),
         Ok(Ok(out)) => Ok(out),
         Ok(Err(e)) => Err(RunError::Wait(e)),
         Err(_) => Err(RunError::TimedOut(timeout)),

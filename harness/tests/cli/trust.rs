@@ -435,6 +435,24 @@ fn sigterm_during_the_final_state_list_kills_that_list() {
     assert_eq!(left, Vec::<String>::new(), "processes left behind");
 }
 
+#[test]
+fn sigkill_of_clobber_during_the_final_state_list_leaves_no_store_process_alive() {
+    // The final-state `list` is a store process clobber starts itself (not a
+    // worker's): it runs under `clobber __guard`, which dies with clobber.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, marker) = start_hanging(dir.path(), "kill-list", &[("FAKE_HANG", "list")], 0);
+    let hang = format!("fake-store-hang {marker}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while processes_with(&hang).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!processes_with(&hang).is_empty(), "the final list hangs");
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    let left = survivors_after(&marker, Duration::from_secs(2));
+    assert_eq!(left, Vec::<String>::new(), "processes left behind");
+}
+
 /// `clobber check --json` on `history`: (verdict, lost, acknowledged).
 fn check_json(history: &Path) -> (String, u64, u64) {
     let out = clobber(&["check", "--json", history.to_str().unwrap()]);
