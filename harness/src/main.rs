@@ -135,12 +135,14 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
-    /// Run every store process (cli mode) under the syscall perturber, which delays
+    /// Run store processes (cli mode) under the syscall perturber, which delays
     /// chosen file-system calls to widen race windows; results are never changed.
-    /// SCHEDULE: `pct[:ONE_IN[:DELAY_MS]]` (default `pct:3:150`: one command in 3 gets
-    /// one 150 ms delay before a rename or write, between unlock and unlink, or between
-    /// open and lock), `noise[:MAX_US]` (every call a small random delay), `count`
-    /// (no delays, counters only), or `off` (overrides the scenario's `perturb`).
+    /// SCHEDULE: `pct[:ONE_IN[:DELAY_MS]]` (default `pct:3:150`: one command in ONE_IN
+    /// gets one DELAY_MS delay before a rename or write, between unlock and unlink, or
+    /// between open and lock, or at its first write-back if it takes no lock; the
+    /// others run untraced), `noise[:MAX_US]` (every call a small random delay),
+    /// `count` (no delays, counters only), or `off` (overrides the scenario's
+    /// `perturb`).
     /// Needs ptrace (exit 5 naming the fix where it is not permitted).
     #[arg(long, value_name = "SCHEDULE", num_args = 0..=1, default_missing_value = "default")]
     perturb: Option<String>,

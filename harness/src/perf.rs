@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use clobber_check::history::Op;
+use clobber_perturb::Schedule;
 
 use crate::adapter::Adapter;
 use crate::driver::{Call, Driver, DriverSpec};
@@ -34,7 +35,8 @@ pub struct Perf {
     /// fsync is free and what remains is the cost of each mode itself.
     pub tmpfs: Option<(f64, f64)>,
     /// Mean milliseconds of a `cli` operation (set and get) under `--perturb` with
-    /// the named schedule (`count`: stopped, never delayed; `pct`: the default).
+    /// the named schedule (`count`: stopped, never delayed; `pct:N:0`: the default's
+    /// choices and stops, no delay; `pct`: the default).
     pub perturbed_op_ms: Vec<(String, f64)>,
 }
 
@@ -153,7 +155,13 @@ fn measure(
     let cli_get_ms = time_ops(&mut driver, Op::Get, None, samples)?;
     // The same operations under the perturber: stopping only, and the default schedule.
     let mut perturbed = Vec::new();
-    for schedule in ["count", "pct"] {
+    // `pct:ONE_IN:0`: the default's choices and stops without its delays (the cost
+    // of aiming alone).
+    let Schedule::Pct { one_in, .. } = Schedule::DEFAULT else {
+        unreachable!("the default schedule is pct")
+    };
+    let aim = format!("pct:{one_in}:0");
+    for schedule in ["count", aim.as_str(), "pct"] {
         let mut driver = cli_driver(Some(schedule))?;
         let set = time_ops(&mut driver, Op::Set, Some("value"), samples)?;
         let get = time_ops(&mut driver, Op::Get, None, samples)?;

@@ -186,7 +186,13 @@ fn python_stores_lossy_ones_are_caught_and_the_correct_one_passes_under_perturba
         ("fake-unlink-lock-polling.toml", 1),
         ("fake-correct.toml", 0),
     ] {
-        let (out, report) = perturbed("scenarios/parallel-churn.toml", &fixture(store), "pct", "3");
+        // One command in 3: the others run untraced.
+        let (out, report) = perturbed(
+            "scenarios/parallel-churn.toml",
+            &fixture(store),
+            "pct:3:150",
+            "3",
+        );
         assert_eq!(out.status.code(), Some(expected), "{store}: {}", text(&out));
         // Every store command is counted, traced or not; pct traces only the
         // chosen ones (one in 3), and the report says so.

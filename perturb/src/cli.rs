@@ -21,8 +21,10 @@ pub const EXIT_NOT_PERMITTED: i32 = 5;
 pub struct Args {
     /// How to delay: `pct[:ONE_IN[:DELAY_MS]]` (a command chosen with probability
     /// 1/ONE_IN gets one DELAY_MS delay at a random point of its lock/write life
-    /// cycle: before-rename, before-write, unlock-unlink, open-lock), `noise[:MAX_US]`
-    /// (every stopped call: a random delay up to MAX_US), or `count` (no delays).
+    /// cycle: before-rename, before-write, unlock-unlink, open-lock; a lock point in a
+    /// command that writes back before any lock falls back to that write-back; a
+    /// command not chosen runs untraced), `noise[:MAX_US]` (every stopped call: a
+    /// random delay up to MAX_US), or `count` (no delays).
     #[arg(long, default_value_t = Schedule::DEFAULT)]
     pub schedule: Schedule,
     /// The run's seed: with --invocation, picks this command's plan.
