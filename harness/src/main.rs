@@ -182,7 +182,10 @@ fn validate_help() -> String {
     }
     s.push_str(
         "\nBefore it starts, validate times a few operations of the store and prints how\n\
-         long the matrix should take; then one line per run: scenario k of n, time left.\n\
+         long the matrix should take if every run goes to its end (a run stops at its\n\
+         first violation, so a lossy store finishes sooner; a machine busier than while\n\
+         it timed makes it take longer); then one line per run: scenario k of n, and\n\
+         the time left, corrected by how the runs so far compared with their estimates.\n\
          \n\
          Exit code: 0 only if every run passed. Otherwise the worst run's, in this order:\n\
          \x20 1 (a run proved a violation) beats 3-6 (a run could not be carried out: the\n\
@@ -201,7 +204,9 @@ struct ValidateArgs {
     /// Runs per scenario and variant (each with its own seed).
     #[arg(long, default_value_t = 1)]
     runs: u32,
-    /// Run every *.toml in DIR instead of the scenarios shipped with clobber.
+    /// Run every *.toml in DIR instead of the scenarios shipped with clobber (those
+    /// are written to $TMPDIR/clobber-scenarios-<version>-<uid>/, 0700, for replay
+    /// lines; a directory there owned by another user is refused).
     #[arg(long, value_name = "DIR")]
     scenarios: Option<PathBuf>,
     /// Comma-separated variants to run, or `all` (see below).

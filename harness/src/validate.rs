@@ -431,7 +431,11 @@ impl Validation {
                     variant: c.variant,
                     run: c.run,
                     seed: c.seed,
-                    verdict: verdict_name(c.exit_code()),
+                    verdict: match c.outcome {
+                        // Not run: no evidence, so never "pass" to a reader of the JSON.
+                        Outcome::Skipped(_) => "skipped",
+                        _ => verdict_name(c.exit_code()),
+                    },
                     exit_code: c.exit_code(),
                     time_to_detect_s: r.and_then(|r| r.time_to_detect_s),
                     lost: r.map(|r| r.lost),
@@ -1134,6 +1138,32 @@ mod tests {
         // A slower store, a longer estimate; capped by the maximum duration.
         assert!(estimate_on(&scenario(0), 0.1, 2.0) > busy);
         assert!(estimate_on(&scenario(0), 100.0, 2.0) <= 61.0);
+    }
+
+    #[test]
+    fn a_skipped_scenario_is_skipped_in_the_json_not_passed() {
+        let v = Validation {
+            store: "s".into(),
+            runs: 1,
+            variants: vec!["cli"],
+            seed: 1,
+            estimate_s: 1.0,
+            wall_s: 1.0,
+            cells: vec![Cell {
+                scenario: "clear-vs-set".into(),
+                scenario_file: "clear-vs-set.toml".into(),
+                variant: "cli",
+                run: 1,
+                seed: 1,
+                outcome: Outcome::Skipped("no `clear` command".into()),
+                wall_s: 0.0,
+            }],
+        };
+        let json: serde_json::Value = serde_json::from_str(&v.render_json()).unwrap();
+        assert_eq!(json["cells"][0]["verdict"], "skipped");
+        // Nothing ran: the validation as a whole is inconclusive, never a pass.
+        assert_eq!(json["verdict"], "inconclusive");
+        assert!(v.render_junit().contains("<skipped "));
     }
 
     #[test]
