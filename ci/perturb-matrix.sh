@@ -7,8 +7,13 @@
 # detect. Stores named `reference` or containing `correct` must PASS (exit 0) every
 # run: for them the row counts passes (a false alarm would show as a missing pass).
 # Each row ends with the 1-minute load average when it finished. Closing lines:
-# catches per second of run time, per schedule (what picks the default). With STRICT=1 the script fails if any perturbed run of a faulty store
-# is not caught, or any run of a correct store does not pass.
+# catches per second of run time, per schedule (what picks the default). With
+# STRICT=1 the script fails if any perturbed run of a faulty store is not caught, or
+# any run of a correct store does not pass. With FLOOR=1 each caught cell also gives
+# the median *floor*: the earliest moment the run's history could have proven any
+# lost write (the first get that started after an acknowledged set of its key
+# ended), so a time to detect can be read against what the scenario allowed
+# (needs python3).
 #
 #   ci/perturb-matrix.sh                                    # the README's matrix
 #   RUNS=3 STRICT=1 SCENARIOS=parallel-churn ci/perturb-matrix.sh   # a CI smoke
@@ -17,7 +22,8 @@
 # = no perturbation), SCENARIOS ("parallel-churn lock-storm"), STORES (every
 # reference:<fault>, plus the reference), SEED_BASE (5000), CLOBBER (binary),
 # MAX_MS (stop each run after this long: --max-duration-ms; default: the scenario's),
-# CORRECT (more store names that must pass, e.g. "crudini sqlite3").
+# CORRECT (more store names that must pass, e.g. "crudini sqlite3"), FLOOR (1: see
+# above).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +46,22 @@ bad=0
 
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 maxof() { sort -n | tail -1 | grep . || echo -; }
+# Seconds from the history's first invocation to the end of the first get that
+# began after an acknowledged set of its key had ended.
+floor() {
+  python3 - "$1" <<'PY'
+import json, sys
+ops = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+t0 = min(o["invoke_ns"] for o in ops)
+acked = {}
+for o in ops:
+    if o["op"] == "set" and o.get("outcome") == "ok" and o.get("complete_ns"):
+        acked[o["key"]] = min(acked.get(o["key"], o["complete_ns"]), o["complete_ns"])
+ends = [o["complete_ns"] for o in ops if o["op"] == "get" and o.get("complete_ns")
+        and o.get("key") in acked and o["invoke_ns"] > acked[o["key"]]]
+print(f"{(min(ends) - t0) / 1e9:.2f}" if ends else "")
+PY
+}
 
 echo "perturb-matrix: $CLOBBER, $RUNS runs per cell, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 header=$(printf '%-34s %-15s' store scenario)
@@ -51,7 +73,7 @@ for store in $STORES; do
   for c in ${CORRECT:-}; do [[ $(basename "$store" .toml) == "$c" ]] && correct=1; done
   for scen in $SCENARIOS; do
     row=$(printf '%-34s %-15s' "$(basename "$store" .toml)" "$scen")
-    declare -A OK=() TIMES=()
+    declare -A OK=() TIMES=() FLOORS=()
     # Interleaved: seed 1 under every schedule, then seed 2, ... so that a change in
     # the machine's load during the cell weighs on every column alike.
     for i in $(seq 1 "$RUNS"); do
@@ -60,6 +82,7 @@ for store in $STORES; do
         args=(run "scenarios/$scen.toml" --store "$store" --mode cli --seed $((SEED_BASE + i)) --quiet)
         [[ $sched != off ]] && args+=(--perturb "$sched")
         [[ -n ${MAX_MS:-} ]] && args+=(--max-duration-ms "$MAX_MS")
+        [[ ${FLOOR:-0} == 1 ]] && args+=(--history "$out.history.jsonl")
         t0=$(date +%s%N)
         "$CLOBBER" "${args[@]}" >"$out" 2>&1
         code=$?
@@ -71,6 +94,7 @@ for store in $STORES; do
           OK[$sched]=$(( ${OK[$sched]:-0} + 1 ))
           TIMES[$sched]+="$(grep -oP 'time to detect: \K[0-9.]+' "$out" | head -1) "
           CATCHES[$sched]=$(( ${CATCHES[$sched]:-0} + 1 ))
+          [[ ${FLOOR:-0} == 1 ]] && FLOORS[$sched]+="$(floor "$out.history.jsonl") "
         elif [[ $sched != off && $STRICT == 1 ]]; then
           echo "  MISSED (exit $code): $store $scen $sched seed $((SEED_BASE + i)); log $out" >&2; bad=1
         fi
@@ -84,10 +108,13 @@ for store in $STORES; do
         med=$(printf '%s\n' ${TIMES[$sched]:-} | grep . | median)
         mx=$(printf '%s\n' ${TIMES[$sched]:-} | grep . | maxof)
         cell="$ok/$RUNS ${med}s ${mx}s"
+        if [[ ${FLOOR:-0} == 1 ]]; then
+          cell+=" floor $(printf '%s\n' ${FLOORS[$sched]:-} | grep . | median)s"
+        fi
       fi
       row+=$(printf ' | %-27s' "$cell")
     done
-    unset OK TIMES
+    unset OK TIMES FLOORS
     row+="  (load $(cut -d' ' -f1 /proc/loadavg))"
     echo "$row"
   done
