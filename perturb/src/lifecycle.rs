@@ -20,7 +20,7 @@ use crate::schedule::Point;
 
 /// What the life cycle needs to know about a thread's descriptors.
 pub(crate) trait Fds {
-    /// The descriptor names a file (a path outside `/dev`, `/proc`, `/sys`).
+    /// The descriptor names a regular file.
     fn is_file(&self, fd: u64) -> bool;
     /// The (device, inode) the descriptor refers to, if it is open.
     fn identity(&self, fd: u64) -> Option<FileId>;
@@ -32,12 +32,11 @@ pub(crate) struct ProcFds(pub(crate) Pid);
 
 impl Fds for ProcFds {
     fn is_file(&self, fd: u64) -> bool {
-        std::fs::read_link(format!("/proc/{}/fd/{fd}", self.0)).is_ok_and(|target| {
-            target.is_absolute()
-                && !["/dev", "/proc", "/sys"]
-                    .iter()
-                    .any(|p| target.starts_with(p))
-        })
+        // A regular file, reached through a path: not a pipe, socket, device or
+        // anonymous inode (an eventfd). A file on a tmpfs under /dev/shm counts.
+        let link = format!("/proc/{}/fd/{fd}", self.0);
+        std::fs::read_link(&link).is_ok_and(|target| target.is_absolute())
+            && std::fs::metadata(&link).is_ok_and(|m| m.file_type().is_file())
     }
 
     fn identity(&self, fd: u64) -> Option<FileId> {
@@ -268,6 +267,10 @@ mod tests {
         assert!(me.is_file(fd(&file)));
         assert!(!me.is_file(fd(&null)));
         assert!(!me.is_file(fd(&r)));
+        if std::path::Path::new("/dev/shm").is_dir() {
+            let shm = tempfile::tempfile_in("/dev/shm").unwrap();
+            assert!(me.is_file(fd(&shm)), "a file on /dev/shm is a file");
+        }
         assert!(me.identity(fd(&file)).is_some());
         assert_ne!(me.identity(fd(&file)), me.identity(fd(&null)));
     }
