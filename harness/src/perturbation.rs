@@ -234,7 +234,7 @@ impl Summary {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "perturbation: {} on every store process: {} commands, {} traced, {} delayed; \
+            "perturbation: {} over every store command: {} run, {} traced, {} delayed; \
              {} calls stopped, {} delayed, {:.2} s held in all",
             self.schedule,
             self.commands,
@@ -382,7 +382,7 @@ mod tests {
         assert!(
             summary
                 .render_text()
-                .contains("1 commands, 0 traced, 0 delayed")
+                .contains("1 run, 0 traced, 0 delayed")
         );
     }
 

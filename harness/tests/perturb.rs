@@ -96,7 +96,7 @@ fn a_perturbed_run_reports_its_counters_and_the_delays_before_each_violation() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(
-        t.contains("perturbation: pct:1:150 on every store process"),
+        t.contains("perturbation: pct:1:150 over every store command"),
         "{t}"
     );
     assert!(
@@ -332,7 +332,7 @@ fn a_statically_linked_store_shows_its_calls_delayed_in_the_report_and_still_pas
     // Delays never change a result: the correct store passes.
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(
-        t.contains("perturbation: noise:300 on every store process"),
+        t.contains("perturbation: noise:300 over every store command"),
         "{t}"
     );
     let calls = report["perturbation"]["counters"]["calls"]
