@@ -379,11 +379,7 @@ mod tests {
         assert_eq!(recs[0].invocation, spec.invocation(7));
         let summary = Summary::build(&"pct".parse().unwrap(), &spec.log, &[], &[], 0).unwrap();
         assert_eq!((summary.commands, summary.traced_commands), (1, 0));
-        assert!(
-            summary
-                .render_text()
-                .contains("1 run, 0 traced, 0 delayed")
-        );
+        assert!(summary.render_text().contains("1 run, 0 traced, 0 delayed"));
     }
 
     #[test]
