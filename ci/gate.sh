@@ -47,12 +47,14 @@ run() {
   local start_ns; start_ns=$(date +%s%N)
   "$CLOBBER" run "$@" --quiet --scratch "$LOG/scratch/${name//\//_}" >"$log" 2>&1
   local code=$?
+  last_code=$code
   local ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
   local detect; detect=$(grep -oP 'time to detect: \K[0-9.]+' "$log" | head -1)
   local lost; lost=$(grep -oP '^Lost: [0-9]+ / [0-9]+' "$log" | head -1)
   runs=$((runs + 1))
   local status=ok
-  if [[ $code -ne $expect ]] || ! grep -q '^verdict: ' "$log"; then
+  # expect "0|1": either verdict is fine here (the caller looks at $last_code).
+  if [[ ! $code =~ ^($expect)$ ]] || ! grep -q '^verdict: ' "$log"; then
     status="FAILED (exit $code, expected $expect)"
     failures=$((failures + 1))
   fi
@@ -111,8 +113,20 @@ fi
 # the reference store keeps every write and leaves no dead writer's file behind.
 for i in 1 2 3; do
   run 0 "sequential/cli/reference/kill-$i" harness/tests/data/sequential.toml --store reference --nemesis kill --seed $((SEED_BASE + i))
-  run 1 "sequential/cli/in-place/kill-$i" harness/tests/data/sequential.toml --store reference:in-place --nemesis kill --seed $((SEED_BASE + i))
 done
+# A kill tears the in-place file only when it lands inside the rewrite (a
+# one-secret file is written by one `write`: a few kills in a hundred do), so one
+# run may pass; one of three must catch it (as harness/tests/nemesis.rs asks), and
+# none may end in anything but a verdict.
+torn=0
+for i in 1 2 3; do
+  run "0|1" "sequential/cli/in-place/kill-$i" harness/tests/data/sequential.toml --store reference:in-place --nemesis kill --seed $((SEED_BASE + i))
+  if [[ $last_code == 1 ]]; then torn=1; break; fi
+done
+if [[ $torn == 0 ]]; then
+  echo "  sequential/cli/in-place/kill: FAILED (three kill runs never tore the in-place store)"
+  failures=$((failures + 1))
+fi
 
 echo "== malformed input and a missing store are setup errors (exit >= 3)"
 bad=$(mktemp "$LOG/bad-XXXX.toml")
