@@ -10,7 +10,7 @@
 # (`cargo build [--release] --workspace` builds both). Run from anywhere; paths are
 # relative to the repository root.
 #
-#   ci/gate.sh             # everything (~2-3 min on 2 cores)
+#   ci/gate.sh             # everything (~3-4 min on 2 idle cores: 144 runs in 250 s)
 #   GATE_REPEAT=3 ci/gate.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
