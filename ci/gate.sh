@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The scenario gate: every shipped scenario must PASS against the reference store
-# (both modes) and must FAIL with exit 1 against every faulty protocol; then the
-# seed scenario is run 10 times per fault, printing how long each took to catch;
-# under --perturb the reference store passes every scenario and lock-storm catches
+# (both modes) and must FAIL with exit 1 against every faulty protocol (seed-loop,
+# whose two processes rarely overlap, only under --perturb); then the seed scenario
+# is run 10 times per fault, printing how long each took to catch; under --perturb
+# the reference store passes every scenario, and lock-storm and seed-loop catch
 # every fault, unlink-lock-polling included.
 #
 # Uses $CLOBBER if set, else the newer of target/release/clobber and
@@ -14,7 +15,7 @@
 # store processes: one lane keeps about 0.8 of a core busy); lane B's lines are
 # printed when it ends. GATE_LANES=1 runs them one after the other.
 #
-#   ci/gate.sh             # everything (144 runs; ~2 min on 2 idle cores, ~3.5 min in one lane)
+#   ci/gate.sh             # everything (164 runs; ~2.5 min on 2 idle cores, ~4 min in one lane)
 #   GATE_REPEAT=3 ci/gate.sh
 #   GATE_LANES=1 ci/gate.sh
 set -uo pipefail
@@ -35,7 +36,11 @@ fi
 REPEAT=${GATE_REPEAT:-10}
 SEED_BASE=${GATE_SEED:-1000}
 FAULTS=(stale-snapshot no-lock unlink-lock lock-data-file in-place)
-SCENARIOS=(oauth-churn parallel-churn token-rotation delete-vs-set clear-vs-set throughput lock-storm)
+SCENARIOS=(oauth-churn seed-loop parallel-churn token-rotation delete-vs-set clear-vs-set throughput lock-storm)
+# seed-loop is the seed's loop with one process per role: its two processes overlap
+# too rarely to catch every fault in every run without --perturb (README), so it
+# must catch them with --perturb (below) and is left out of the plain catch lists.
+CATCH_SCENARIOS=(oauth-churn parallel-churn token-rotation delete-vs-set clear-vs-set throughput lock-storm)
 # --perturb: the narrow-window twin joins the faults; runs per fault on lock-storm.
 PERTURB_FAULTS=("${FAULTS[@]}" unlink-lock-polling)
 PERTURB_REPEAT=${GATE_PERTURB_REPEAT:-3}
@@ -69,7 +74,8 @@ run() {
   if [[ $status != ok ]]; then sed 's/^/      | /' "$log" | head -40; fi
 }
 
-# Lane A: plain runs. Lane B: --perturb, the nemeses and setup errors.
+# Lane A: plain runs and the kill nemesis. Lane B: --perturb, power loss and setup
+# errors.
 lane_a() {
 echo "== the reference store passes every scenario, in both modes"
 for s in "${SCENARIOS[@]}"; do
@@ -78,8 +84,8 @@ for s in "${SCENARIOS[@]}"; do
   done
 done
 
-echo "== every faulty protocol fails every scenario (exit 1)"
-for s in "${SCENARIOS[@]}"; do
+echo "== every faulty protocol fails every scenario but seed-loop (exit 1)"
+for s in "${CATCH_SCENARIOS[@]}"; do
   for f in "${FAULTS[@]}"; do
     run 1 "$s/cli/$f" "scenarios/$s.toml" --mode cli --store "reference:$f" --seed "$SEED_BASE"
   done
@@ -97,30 +103,7 @@ for f in "${FAULTS[@]}"; do
   echo "  $f: time to detect (s, sorted): $times"
 done
 
-}
-
-lane_b() {
-echo "== with --perturb (default schedule): the reference store passes every scenario (first 4 s of each)"
-for s in "${SCENARIOS[@]}"; do
-  run 0 "$s/cli/reference/perturb" "scenarios/$s.toml" --mode cli --seed "$SEED_BASE" --perturb --max-duration-ms 4000
-done
-echo "== with --perturb: lock-storm catches every faulty protocol in $PERTURB_REPEAT consecutive runs"
-for f in "${PERTURB_FAULTS[@]}"; do
-  for i in $(seq 1 "$PERTURB_REPEAT"); do
-    run 1 "lock-storm/cli/$f/perturb-$i" scenarios/lock-storm.toml --mode cli --store "reference:$f" --seed $((SEED_BASE + i)) --perturb
-  done
-done
-echo "== nemeses: crashes mid-operation (power loss needs /dev/fuse)"
-if [[ -e /dev/fuse ]]; then
-  for i in 1 2 3; do
-    run 0 "oauth-churn/cli/reference/power-loss-$i" scenarios/oauth-churn.toml --store reference --nemesis power-loss --max-duration-ms 6000 --seed $((SEED_BASE + i))
-    for f in no-fsync no-dir-fsync; do
-      run 1 "oauth-churn/cli/$f/power-loss-$i" scenarios/oauth-churn.toml --store "reference:$f" --nemesis power-loss --max-duration-ms 6000 --seed $((SEED_BASE + i))
-    done
-  done
-else
-  echo "  SKIPPED power-loss: /dev/fuse is absent"
-fi
+echo "== nemesis kill: a crash mid-operation"
 # One process, no concurrency: only a kill mid-rewrite can tear the in-place store;
 # the reference store keeps every write and leaves no dead writer's file behind.
 for i in 1 2 3; do
@@ -139,7 +122,36 @@ if [[ $torn == 0 ]]; then
   echo "  sequential/cli/in-place/kill: FAILED (three kill runs never tore the in-place store)"
   failures=$((failures + 1))
 fi
+}
 
+lane_b() {
+echo "== with --perturb (default schedule): the reference store passes every scenario (first 4 s of each)"
+for s in "${SCENARIOS[@]}"; do
+  run 0 "$s/cli/reference/perturb" "scenarios/$s.toml" --mode cli --seed "$SEED_BASE" --perturb --max-duration-ms 4000
+done
+echo "== with --perturb: lock-storm catches every faulty protocol in $PERTURB_REPEAT consecutive runs"
+for f in "${PERTURB_FAULTS[@]}"; do
+  for i in $(seq 1 "$PERTURB_REPEAT"); do
+    run 1 "lock-storm/cli/$f/perturb-$i" scenarios/lock-storm.toml --mode cli --store "reference:$f" --seed $((SEED_BASE + i)) --perturb
+  done
+done
+echo "== with --perturb: the seed's own loop (seed-loop) catches every faulty protocol in $PERTURB_REPEAT consecutive runs"
+for f in "${PERTURB_FAULTS[@]}"; do
+  for i in $(seq 1 "$PERTURB_REPEAT"); do
+    run 1 "seed-loop/cli/$f/perturb-$i" scenarios/seed-loop.toml --mode cli --store "reference:$f" --seed $((SEED_BASE + i)) --perturb
+  done
+done
+echo "== nemesis power-loss: every process crashed, what was not fsynced dropped (needs /dev/fuse)"
+if [[ -e /dev/fuse ]]; then
+  for i in 1 2 3; do
+    run 0 "oauth-churn/cli/reference/power-loss-$i" scenarios/oauth-churn.toml --store reference --nemesis power-loss --max-duration-ms 6000 --seed $((SEED_BASE + i))
+    for f in no-fsync no-dir-fsync; do
+      run 1 "oauth-churn/cli/$f/power-loss-$i" scenarios/oauth-churn.toml --store "reference:$f" --nemesis power-loss --max-duration-ms 6000 --seed $((SEED_BASE + i))
+    done
+  done
+else
+  echo "  SKIPPED power-loss: /dev/fuse is absent"
+fi
 echo "== malformed input and a missing store are setup errors (exit >= 3)"
 bad=$(mktemp "$LOG/bad-XXXX.toml")
 printf 'description = "x"\n[[role]]\nname = "r"\niterations = 1\nbogus = 1\nsteps = [{ op = "get", key = "k" }]\n' >"$bad"
@@ -149,7 +161,6 @@ if [[ $code -ge 3 ]] && grep -q "bogus" "$LOG/bad.txt"; then echo "  malformed s
 TMPDIR=$LOG CLOBBER_THV_BIN= PATH=/nonexistent "$CLOBBER" run scenarios/oauth-churn.toml --store adapters/thv.toml --quiet >"$LOG/thv.txt" 2>&1; code=$?
 runs=$((runs + 1))
 if [[ $code -ge 3 ]]; then echo "  missing store binary: exit $code ok: $(tail -1 "$LOG/thv.txt")"; else echo "  missing store binary: FAILED (exit $code)"; failures=$((failures + 1)); fi
-
 }
 
 if [[ $LANES == 2 ]]; then

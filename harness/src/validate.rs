@@ -39,6 +39,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
         include_str!("../../scenarios/oauth-churn.toml"),
     ),
     (
+        "seed-loop.toml",
+        include_str!("../../scenarios/seed-loop.toml"),
+    ),
+    (
         "parallel-churn.toml",
         include_str!("../../scenarios/parallel-churn.toml"),
     ),
