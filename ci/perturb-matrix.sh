@@ -121,7 +121,8 @@ for store in $STORES; do
       else
         med=$(printf '%s\n' ${TIMES[$sched]:-} | grep . | median_all "${MISSED[$sched]:-0}")
         mx=$(printf '%s\n' ${TIMES[$sched]:-} | grep . | maxof)
-        cell="$ok/$RUNS ${med}s ${mx}s"
+        secs() { [[ $1 =~ [0-9]$ ]] && echo "${1}s" || echo "$1"; }
+        cell="$ok/$RUNS $(secs "$med") $(secs "$mx")"
         if [[ ${FLOOR:-0} == 1 ]]; then
           cell+=" floor $(printf '%s\n' ${FLOORS[$sched]:-} | grep . | median)s"
         fi
