@@ -1,35 +1,12 @@
 //! Integration tests: run the real `clobber` binary against the real `clobber-store`
 //! binary (built by `cargo build --workspace`, found next to `clobber`).
 
+use crate::common::{clobber_bin, root, store_bin, text};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use clobber_check::history::read_jsonl;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn clobber_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_clobber"))
-}
-
-/// The store binary next to `clobber` (or in the debug/release dir above it).
-fn store_bin() -> PathBuf {
-    let exe = clobber_bin();
-    let dir = exe.parent().expect("clobber has a directory");
-    for candidate in [dir.join("clobber-store"), dir.join("../clobber-store")] {
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "clobber-store is not built next to {}: run `cargo build -p clobber-store` (or \
-         `cargo build --workspace`) before `cargo test -p clobber`",
-        exe.display()
-    );
-}
 
 fn clobber(args: &[&str]) -> Output {
     Command::new(clobber_bin())
@@ -40,14 +17,6 @@ fn clobber(args: &[&str]) -> Output {
         .env("TMPDIR", env!("CARGO_TARGET_TMPDIR"))
         .output()
         .expect("clobber runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn scenarios() -> Vec<String> {
@@ -63,91 +32,9 @@ fn scenarios() -> Vec<String> {
     names
 }
 
-/// Run a scenario briefly: long enough to judge, short enough for CI.
-/// One run of `scenario` (seed 7, at most 3 s). A run that ends INCONCLUSIVE only
-/// because it read too little to pass (a machine so loaded that the store managed
-/// 20 operations a second) is run again, at most twice more with the next seeds:
-/// never a pass without evidence, and a violation is returned at once.
-fn run(scenario: &str, store: &str, mode: &str) -> Output {
-    run_with(scenario, store, mode, &[])
-}
-
-/// [`run`] with more arguments (e.g. `--perturb`).
-fn run_with(scenario: &str, store: &str, mode: &str, extra: &[&str]) -> Output {
-    let mut seed = 7;
-    loop {
-        let seed_text = seed.to_string();
-        let mut args = vec![
-            "run",
-            scenario,
-            "--store",
-            store,
-            "--mode",
-            mode,
-            "--seed",
-            &seed_text,
-            "--quiet",
-            "--max-duration-ms",
-            // Long enough that even a loaded machine reads the evidence a pass needs
-            // (at least 10 values read): 1.5 s read only 9 at a load average of 40.
-            "3000",
-        ];
-        args.extend_from_slice(extra);
-        let out = clobber(&args);
-        let starved = out.status.code() == Some(2) && text(&out).contains("too little observed");
-        if !starved || seed == 9 {
-            return out;
-        }
-        eprintln!(
-            "{scenario} on {store} ({mode}, seed {seed}) read too little to pass; running again"
-        );
-        seed += 1;
-    }
-}
-
-#[test]
-fn every_shipped_scenario_passes_on_the_reference_store_and_catches_stale_snapshot_in_cli_mode() {
-    let all = scenarios();
-    assert!(all.len() >= 6, "{all:?}");
-    for s in &all {
-        let ok = run(s, "reference", "cli");
-        assert_eq!(
-            ok.status.code(),
-            Some(0),
-            "{s} on the reference store\n{}",
-            text(&ok)
-        );
-        // seed-loop's two processes overlap too rarely to catch the fault in every
-        // run by chance (README, `--perturb`): it must catch it with --perturb.
-        let extra: &[&str] = if s.ends_with("/seed-loop.toml") {
-            &["--perturb"]
-        } else {
-            &[]
-        };
-        let bad = run_with(s, "reference:stale-snapshot", "cli", extra);
-        assert_eq!(
-            bad.status.code(),
-            Some(1),
-            "{s} on stale-snapshot {extra:?}\n{}",
-            text(&bad)
-        );
-    }
-}
-
-#[test]
-fn every_shipped_scenario_passes_on_the_reference_store_and_catches_no_lock_in_lib_mode() {
-    for s in &scenarios() {
-        let ok = run(s, "reference", "lib");
-        assert_eq!(
-            ok.status.code(),
-            Some(0),
-            "{s} on the reference store\n{}",
-            text(&ok)
-        );
-        let bad = run(s, "reference:no-lock", "lib");
-        assert_eq!(bad.status.code(), Some(1), "{s} on no-lock\n{}", text(&bad));
-    }
-}
+// Every shipped scenario passing on the reference store in both modes, and failing
+// on every faulty protocol, is the scenario gate's job: `ci/gate.sh`, which
+// `ci/test.sh` runs on full-length runs after these tests.
 
 #[test]
 fn the_seed_scenario_catches_every_faulty_protocol_with_a_witness_and_a_replay_line() {

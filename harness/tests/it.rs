@@ -4,6 +4,8 @@
 //! Run one area with `cargo test -p clobber --test it cli::` (or `perturb::`,
 //! `validate::`, ...).
 
+mod common;
+
 mod adapters;
 mod cli;
 mod nemesis;

@@ -2,21 +2,9 @@
 //! faulty twins: the correct store keeps every acknowledged write through crashes,
 //! and each nemesis finds a store that a crash breaks.
 
-use std::path::{Path, PathBuf};
+use crate::common::{root, store_bin, text};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn store_bin() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_clobber"));
-    let dir = exe.parent().expect("clobber has a directory").to_owned();
-    [dir.join("clobber-store"), dir.join("../clobber-store")]
-        .into_iter()
-        .find(|c| c.is_file())
-        .expect("clobber-store is built next to clobber (cargo build --workspace)")
-}
 
 /// `clobber run SCENARIO --store STORE --nemesis NEMESIS --seed SEED EXTRA...`;
 /// returns the output and the JSON report.
@@ -45,14 +33,6 @@ fn run(
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(serde_json::Value::Null);
     (out, report)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn fuse() -> bool {

@@ -3,24 +3,9 @@
 //! Catch rates over many runs are measured by `ci/perturb-matrix.sh`; these tests
 //! pin the behaviour of single runs.
 
+use crate::common::{clobber_bin, root, store_bin, text};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn clobber_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_clobber"))
-}
-
-fn store_bin() -> PathBuf {
-    let dir = clobber_bin().parent().expect("a directory").to_path_buf();
-    [dir.join("clobber-store"), dir.join("../clobber-store")]
-        .into_iter()
-        .find(|p| p.is_file())
-        .expect("clobber-store is built next to clobber: run `cargo build --workspace` first")
-}
 
 fn clobber(args: &[&str]) -> Output {
     Command::new(clobber_bin())
@@ -30,14 +15,6 @@ fn clobber(args: &[&str]) -> Output {
         .env("TMPDIR", env!("CARGO_TARGET_TMPDIR"))
         .output()
         .expect("clobber runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn fixture(name: &str) -> String {

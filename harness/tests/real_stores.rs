@@ -24,12 +24,9 @@
 //! where a missing store is a failure, so that a broken install cannot turn these
 //! tests into silent passes.
 
-use std::path::{Path, PathBuf};
+use crate::common::{root, text};
+use std::path::PathBuf;
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// Short scenarios for slow real stores (see the files' comments).
 const SCENARIOS: &str = "harness/tests/data/real-stores";
@@ -83,14 +80,6 @@ fn validate(adapter: &str, variants: &str, seed: u64) -> (Output, serde_json::Va
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_else(|| panic!("{adapter}: no JSON report: {}", text(&out)));
     (out, report)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The matrix's cells: 2 scenarios x `variants` x 1 run.

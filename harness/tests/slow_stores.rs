@@ -6,12 +6,8 @@
 //! The stores are `fixtures/kv-file-store.sh` under flock (correct) or without a
 //! lock (read, wait, write back: loses writes).
 
-use std::path::{Path, PathBuf};
+use crate::common::{root, text};
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn run(scenario: &str, store: &str, seed: u64) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clobber"))
@@ -30,14 +26,6 @@ fn run(scenario: &str, store: &str, seed: u64) -> Output {
         .env("TMPDIR", env!("CARGO_TARGET_TMPDIR"))
         .output()
         .expect("clobber runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 const LOSSY: &str = "harness/tests/fixtures/slow-unlocked.toml";

@@ -2,31 +2,10 @@
 //! binary against the real `clobber-store`, and the HTML opened in a real browser
 //! (Debian's `chromium`, headless) when one is installed.
 
+use crate::common::{clobber_bin, root, store_bin, text};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn clobber_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_clobber"))
-}
-
-fn store_bin() -> PathBuf {
-    let exe = clobber_bin();
-    let dir = exe.parent().expect("clobber has a directory");
-    for candidate in [dir.join("clobber-store"), dir.join("../clobber-store")] {
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "clobber-store is not built next to {}: run `cargo build --workspace` first",
-        exe.display()
-    );
-}
 
 fn clobber(args: &[&str], env: &[(&str, &str)]) -> Output {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -39,14 +18,6 @@ fn clobber(args: &[&str], env: &[(&str, &str)]) -> Output {
         .envs(env.iter().copied())
         .output()
         .expect("clobber runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn out_dir(name: &str) -> PathBuf {
