@@ -15,7 +15,7 @@
 # store processes: one lane keeps about 0.8 of a core busy); lane B's lines are
 # printed when it ends. GATE_LANES=1 runs them one after the other.
 #
-#   ci/gate.sh             # everything (164 runs; ~2.5 min on 2 idle cores, ~4 min in one lane)
+#   ci/gate.sh             # everything (165 runs: 159 s in ci/test.sh on 2 idle cores)
 #   GATE_REPEAT=3 ci/gate.sh
 #   GATE_LANES=1 ci/gate.sh
 set -uo pipefail
