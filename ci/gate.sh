@@ -129,16 +129,13 @@ echo "== with --perturb (default schedule): the reference store passes every sce
 for s in "${SCENARIOS[@]}"; do
   run 0 "$s/cli/reference/perturb" "scenarios/$s.toml" --mode cli --seed "$SEED_BASE" --perturb --max-duration-ms 4000
 done
-echo "== with --perturb: lock-storm catches every faulty protocol in $PERTURB_REPEAT consecutive runs"
-for f in "${PERTURB_FAULTS[@]}"; do
-  for i in $(seq 1 "$PERTURB_REPEAT"); do
-    run 1 "lock-storm/cli/$f/perturb-$i" scenarios/lock-storm.toml --mode cli --store "reference:$f" --seed $((SEED_BASE + i)) --perturb
-  done
-done
-echo "== with --perturb: the seed's own loop (seed-loop) catches every faulty protocol in $PERTURB_REPEAT consecutive runs"
-for f in "${PERTURB_FAULTS[@]}"; do
-  for i in $(seq 1 "$PERTURB_REPEAT"); do
-    run 1 "seed-loop/cli/$f/perturb-$i" scenarios/seed-loop.toml --mode cli --store "reference:$f" --seed $((SEED_BASE + i)) --perturb
+# lock-storm (lock-file life-cycle races) and seed-loop (the seed's own loop).
+for s in lock-storm seed-loop; do
+  echo "== with --perturb: $s catches every faulty protocol in $PERTURB_REPEAT consecutive runs"
+  for f in "${PERTURB_FAULTS[@]}"; do
+    for i in $(seq 1 "$PERTURB_REPEAT"); do
+      run 1 "$s/cli/$f/perturb-$i" "scenarios/$s.toml" --mode cli --store "reference:$f" --seed $((SEED_BASE + i)) --perturb
+    done
   done
 done
 echo "== nemesis power-loss: every process crashed, what was not fsynced dropped (needs /dev/fuse)"

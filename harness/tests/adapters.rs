@@ -1,20 +1,8 @@
 //! Adapter features end to end, through the real `clobber` binary: capabilities,
 //! program lookup errors, setup and teardown.
 
-use crate::common::{root, text};
+use crate::common::{clobber_env as clobber, root, text};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn clobber(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clobber"));
-    cmd.args(args)
-        .current_dir(root())
-        .env("TMPDIR", env!("CARGO_TARGET_TMPDIR"));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("clobber runs")
-}
 
 /// The fast fake store (no delay) without a `clear` command, in `dir`.
 fn no_clear_adapter(dir: &Path, extra: &str) -> PathBuf {

@@ -1,23 +1,12 @@
 //! Integration tests: run the real `clobber` binary against the real `clobber-store`
 //! binary (built by `cargo build --workspace`, found next to `clobber`).
 
-use crate::common::{clobber_bin, root, store_bin, text};
+use crate::common::{clobber, clobber_bin, root, store_bin, text};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clobber_check::history::read_jsonl;
-
-fn clobber(args: &[&str]) -> Output {
-    Command::new(clobber_bin())
-        .args(args)
-        .current_dir(root())
-        .env("CLOBBER_STORE_BIN", store_bin())
-        // Failing runs keep their scratch directory: keep those out of /tmp.
-        .env("TMPDIR", env!("CARGO_TARGET_TMPDIR"))
-        .output()
-        .expect("clobber runs")
-}
 
 fn scenarios() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(root().join("scenarios"))

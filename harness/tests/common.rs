@@ -1,7 +1,7 @@
 //! Helpers shared by every module of the `it` test binary.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
 /// The repository root (scenarios, adapters and fixtures are found from it).
 pub fn root() -> PathBuf {
@@ -36,4 +36,23 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// `clobber ARGS...` from the repository root, with the store binary beside it and
+/// `TMPDIR` in cargo's target directory (failing runs keep their scratch
+/// directory: those stay out of /tmp).
+pub fn clobber(args: &[&str]) -> Output {
+    clobber_env(args, &[])
+}
+
+/// [`clobber`] with more environment variables (set last: they win).
+pub fn clobber_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(clobber_bin())
+        .args(args)
+        .current_dir(root())
+        .env("CLOBBER_STORE_BIN", store_bin())
+        .env("TMPDIR", env!("CARGO_TARGET_TMPDIR"))
+        .envs(env.iter().copied())
+        .output()
+        .expect("clobber runs")
 }

@@ -3,19 +3,9 @@
 //! Catch rates over many runs are measured by `ci/perturb-matrix.sh`; these tests
 //! pin the behaviour of single runs.
 
-use crate::common::{clobber_bin, root, store_bin, text};
+use crate::common::{clobber, clobber_bin, root, store_bin, text};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn clobber(args: &[&str]) -> Output {
-    Command::new(clobber_bin())
-        .args(args)
-        .current_dir(root())
-        .env("CLOBBER_STORE_BIN", store_bin())
-        .env("TMPDIR", env!("CARGO_TARGET_TMPDIR"))
-        .output()
-        .expect("clobber runs")
-}
 
 fn fixture(name: &str) -> String {
     format!("harness/tests/fixtures/{name}")

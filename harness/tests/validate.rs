@@ -2,23 +2,10 @@
 //! binary against the real `clobber-store`, and the HTML opened in a real browser
 //! (Debian's `chromium`, headless) when one is installed.
 
-use crate::common::{clobber_bin, root, store_bin, text};
+use crate::common::{clobber_bin, clobber_env as clobber, root, store_bin, text};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn clobber(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    Command::new(clobber_bin())
-        .args(args)
-        .current_dir(root())
-        .env("CLOBBER_STORE_BIN", store_bin())
-        // Failing runs keep their scratch directory: keep those out of /tmp.
-        .env("TMPDIR", &tmp)
-        .envs(env.iter().copied())
-        .output()
-        .expect("clobber runs")
-}
 
 fn out_dir(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
