@@ -5,8 +5,9 @@
 # interleaved (seed 1 under each schedule, then seed 2, ...), one row:
 # how many runs caught a violation (exit 1), the median time to detect over all the
 # runs (a missed run counts as slower than any catch: `never`, or `>t` when the
-# middle pair is a catch and a miss) and the largest time to detect of a catch. Stores named `reference` or containing `correct` must PASS (exit 0) every
-# run: for them the row counts passes (a false alarm would show as a missing pass).
+# middle pair is a catch and a miss) and the largest time to detect of a catch.
+# Stores named `reference` or containing `correct` must PASS (exit 0) every run:
+# for them the row counts passes (a false alarm would show as a missing pass).
 # Each row ends with the 1-minute load average when it finished. Closing lines:
 # catches per second of run time, per schedule (what picks the default). With
 # STRICT=1 the script fails if any perturbed run of a faulty store is not caught, or
@@ -57,6 +58,8 @@ median_all() { # MISSES, times on stdin
     lo = a[NR / 2]; hi = a[NR / 2 + 1]
     if (lo == "never") print "never"; else if (hi == "never") print ">" lo; else printf "%.2f\n", (lo + hi) / 2 }'
 }
+# A figure with its unit; `never`, `-` as they are.
+secs() { [[ $1 =~ [0-9]$ ]] && echo "${1}s" || echo "$1"; }
 # Seconds from the history's first invocation to the end of the first get that
 # began after an acknowledged set of its key had ended.
 floor() {
@@ -121,7 +124,6 @@ for store in $STORES; do
       else
         med=$(printf '%s\n' ${TIMES[$sched]:-} | grep . | median_all "${MISSED[$sched]:-0}")
         mx=$(printf '%s\n' ${TIMES[$sched]:-} | grep . | maxof)
-        secs() { [[ $1 =~ [0-9]$ ]] && echo "${1}s" || echo "$1"; }
         cell="$ok/$RUNS $(secs "$med") $(secs "$mx")"
         if [[ ${FLOOR:-0} == 1 ]]; then
           cell+=" floor $(printf '%s\n' ${FLOORS[$sched]:-} | grep . | median)s"
